@@ -1,0 +1,230 @@
+"""Runtime objects of a simulation: tasks, queues (buckets), reviewers and their groups.
+
+These are plain ``__slots__`` classes, not pydantic models: the simulator touches them on
+every event, and attribute access on slotted objects is the cheapest Python offers.
+Policies read them (never write them); the simulator alone changes state.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+WAITING, IN_SERVICE, DONE, EXPIRED = 0, 1, 2, 3
+
+
+class Item:
+    """The content under review (a listing, a stream, a merchant) behind one or more tasks.
+
+    Follow-up tasks (QA, escalations, appeals) share the item of the task that spawned them,
+    so harm exposure is counted once per content item, until its first correct enforcement.
+    """
+
+    __slots__ = (
+        "arrival",
+        "violating",
+        "severity",
+        "reach",
+        "end_of_life",
+        "enforced_at",
+        "open_tasks",
+        "counted",
+        "cls",
+    )
+
+    def __init__(self, arrival, violating, severity, reach, end_of_life, cls, counted):
+        self.arrival = arrival
+        self.violating = violating
+        self.severity = severity
+        self.reach = reach
+        self.end_of_life = end_of_life
+        self.enforced_at = None
+        self.open_tasks = 0
+        self.counted = counted
+        self.cls = cls
+
+
+class Task:
+    """One unit of review work waiting in, or taken from, a bucket."""
+
+    __slots__ = (
+        "id",
+        "cls",
+        "market",
+        "bucket",
+        "arrival",
+        "risk",
+        "severe",
+        "work",
+        "deadline",
+        "expires_at",
+        "decision_u",
+        "route_u",
+        "item",
+        "state",
+        "start",
+        "reviewer",
+        "counted",
+        "root",
+    )
+
+    def __init__(self):
+        self.state = WAITING
+        self.start = -1.0
+        self.reviewer = None
+
+    @property
+    def violating(self) -> bool:
+        return self.item.violating
+
+
+class Bucket:
+    """A queue of waiting tasks of one class x market x risk band, oldest first.
+
+    Expired tasks are removed lazily (marked, skipped when they reach the head), so expiry
+    costs O(1); ``n`` is the live count. Running sums give policies the mean risk and
+    reach of what waits without scanning the queue.
+    """
+
+    __slots__ = (
+        "index",
+        "cls",
+        "market",
+        "band",
+        "name",
+        "tasks",
+        "n",
+        "sum_risk",
+        "sum_harm_rate",
+        "n_severe",
+        "severe_possible",
+    )
+
+    def __init__(self, index: int, cls: int, market: int, band: int, name: str, severe_possible):
+        self.index = index
+        self.cls = cls
+        self.market = market
+        self.band = band
+        self.name = name
+        self.tasks: deque[Task] = deque()
+        self.n = 0
+        self.sum_risk = 0.0
+        self.sum_harm_rate = 0.0
+        self.n_severe = 0
+        self.severe_possible = severe_possible
+
+    def head(self) -> Task | None:
+        """Oldest live task (drops expired ones found at the head)."""
+        tasks = self.tasks
+        while tasks:
+            t = tasks[0]
+            if t.state == WAITING:
+                return t
+            tasks.popleft()
+        return None
+
+    def oldest_arrival(self, default: float) -> float:
+        t = self.head()
+        return t.arrival if t is not None else default
+
+
+class Group:
+    """Static facts about a reviewer group, in array form for fast lookup by class index."""
+
+    __slots__ = (
+        "index",
+        "name",
+        "spec",
+        "eligible",
+        "eligible_mask",
+        "sensitivity",
+        "specificity",
+        "speed",
+        "cap",
+        "fatigue",
+        "members",
+        "idle",
+        "on_duty",
+    )
+
+    def __init__(self, index, name, spec, eligible, n_buckets, sens, spec_, speed, cap, fatigue):
+        self.index = index
+        self.name = name
+        self.spec = spec
+        self.eligible: list[int] = eligible
+        mask = np.zeros(n_buckets, dtype=bool)
+        mask[eligible] = True
+        self.eligible_mask = mask
+        self.sensitivity: list[float] = sens
+        self.specificity: list[float] = spec_
+        self.speed: list[float] = speed
+        self.cap: int | None = cap
+        self.fatigue = fatigue
+        self.members: list[Reviewer] = []
+        self.idle: deque[Reviewer] = deque()
+        self.on_duty = True
+
+    def accuracy(self, cls: int, prevalence: float) -> float:
+        """Expected share of correct decisions on a class at a given violation rate."""
+        return prevalence * self.sensitivity[cls] + (1 - prevalence) * self.specificity[cls]
+
+
+class Reviewer:
+    """One human reviewer: duty status, current task, fatigue and wellbeing counters."""
+
+    __slots__ = (
+        "id",
+        "group",
+        "busy",
+        "on_duty",
+        "leaving",
+        "task",
+        "idle_since",
+        "fatigue",
+        "fatigue_t",
+        "severe_times",
+        "busy_time",
+        "duty_time",
+        "duty_since",
+        "completed",
+        "severe_done",
+        "in_idle",
+    )
+
+    def __init__(self, rid: int, group: Group):
+        self.id = rid
+        self.group = group
+        self.busy = False
+        self.on_duty = True
+        self.leaving = False
+        self.task: Task | None = None
+        self.idle_since = 0.0
+        self.fatigue = 0.0
+        self.fatigue_t = 0.0
+        self.severe_times: deque[float] = deque()
+        self.busy_time = 0.0
+        self.duty_time = 0.0
+        self.duty_since = 0.0
+        self.completed = 0
+        self.severe_done = 0
+        self.in_idle = False
+
+    def severe_in_last_hour(self, now: float) -> int:
+        st = self.severe_times
+        while st and st[0] <= now - 60.0:
+            st.popleft()
+        return len(st)
+
+    def at_cap(self, now: float) -> bool:
+        cap = self.group.cap
+        return cap is not None and self.severe_in_last_hour(now) >= cap
+
+    def current_fatigue(self, now: float) -> float:
+        """Accuracy drop now, with recovery for the time idle since the last update."""
+        f = self.group.fatigue
+        if f is None:
+            return 0.0
+        if self.busy:
+            return min(f.max_drop, self.fatigue + f.drop_per_hour * (now - self.fatigue_t) / 60)
+        return max(0.0, self.fatigue - f.recovery_per_hour * (now - self.fatigue_t) / 60)

@@ -1,0 +1,82 @@
+"""The one interface every dispatcher implements: rules, solvers, learned and exported models.
+
+The simulator owns the state; a policy only decides. It is asked in two ways:
+
+* **pull** — a reviewer is free: :meth:`Policy.select` gets the reviewer and the buckets it
+  may take work from right now (eligible for its classes and markets, non-empty, and within
+  its wellbeing cap) and returns one of them, or ``None`` to leave the reviewer idle.
+* **batch** — when ``mode == "batch"``, every ``batch_interval`` minutes
+  :meth:`Policy.assign` gets all free reviewers at once and returns (reviewer, bucket)
+  pairs; the simulator checks every pair and starts the oldest task of each chosen bucket.
+
+Buckets are queues of class x market x risk band; within a bucket tasks are served oldest
+first. Policies read the simulation through ``self.sim`` (a :class:`~dispatch.simulator.Simulation`)
+and draw randomness only from ``self.rng``, which the simulator derives from the run seed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from dispatch.model import Group, Reviewer
+    from dispatch.simulator import Simulation
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Policy:
+    """Base class of dispatchers. Subclasses set ``name``, ``summary`` and ``Params``."""
+
+    name: ClassVar[str] = "base"
+    summary: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+    mode: Literal["pull", "batch"] = "pull"
+    batch_interval: float = 1.0
+
+    def __init__(self, **params: Any):
+        self.params = self.Params(**params)
+        self.sim: Simulation | None = None
+        self.rng: np.random.Generator | None = None
+
+    def bind(self, sim: Simulation, rng: np.random.Generator) -> None:
+        """Called once before a run: the simulation to read and the policy's own stream."""
+        self.sim = sim
+        self.rng = rng
+
+    def select(self, reviewer: Reviewer, candidates: list[int], now: float) -> int | None:
+        """Pull decision: a bucket index from ``candidates`` or ``None`` (stay idle)."""
+        raise NotImplementedError
+
+    def assign(self, reviewers: list[Reviewer], now: float) -> list[tuple[Reviewer, int]]:
+        """Batch decision. Default: ask :meth:`select` for each reviewer in turn."""
+        sim = self.sim
+        assert sim is not None
+        out: list[tuple[Reviewer, int]] = []
+        taken: dict[int, int] = {}
+        for r in reviewers:
+            cands = [b for b in sim.candidates(r, now) if sim.buckets[b].n - taken.get(b, 0) > 0]
+            if not cands:
+                continue
+            b = self.select(r, cands, now)
+            if b is not None:
+                out.append((r, b))
+                taken[b] = taken.get(b, 0) + 1
+        return out
+
+    def group_order(self, bucket: int, groups: list[Group]) -> list[Group]:
+        """Which idle reviewer groups are offered a newly arrived task first.
+
+        Default: the scenario's order, precomputed by the simulator (specialists, i.e. the
+        groups eligible for the fewest buckets, first, keeping flexible reviewers free).
+        """
+        return groups
+
+    def describe(self) -> str:
+        params = self.params.model_dump()
+        return f"{self.name}({', '.join(f'{k}={v}' for k, v in params.items())})"

@@ -1,0 +1,524 @@
+"""Scenario files: one audit operation described in YAML and validated on load.
+
+A scenario names the task classes (how work arrives, how long it takes, how harmful it is),
+the reviewer groups (who may do what, how well, how fast, when), QA and escalation routing,
+and the simulated horizon. Unknown keys are rejected, so a typo never silently becomes a
+default. Times are in minutes throughout; rates are per minute.
+
+Load with :func:`load_scenario`; override fields with dotted paths
+(``{"classes.0.arrivals.rate": 2.0}``) via :func:`apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dispatch.distributions import Deterministic, Distribution
+from dispatch.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class Burst(BaseModel):
+    """A temporary multiplier on the arrival rate, e.g. a flash sale."""
+
+    model_config = _STRICT
+    start: float = Field(ge=0, description="Minute the burst starts.")
+    end: float = Field(gt=0, description="Minute the burst ends.")
+    multiplier: float = Field(gt=0, description="Factor applied to the base rate.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Burst:
+        if self.end <= self.start:
+            raise ValueError("burst end must be after start")
+        return self
+
+
+class PoissonArrivals(BaseModel):
+    """Homogeneous Poisson arrivals at ``rate`` per minute (times any bursts)."""
+
+    model_config = _STRICT
+    kind: Literal["poisson"] = "poisson"
+    rate: float = Field(ge=0, description="Arrivals per minute.")
+    bursts: list[Burst] = Field(default_factory=list)
+
+
+class ProfileArrivals(BaseModel):
+    """Piecewise-constant daily profile: ``rates[i]`` per minute during slot ``i``.
+
+    Slots have length ``slot`` minutes and repeat with period ``len(rates) * slot``.
+    """
+
+    model_config = _STRICT
+    kind: Literal["profile"] = "profile"
+    slot: float = Field(default=60.0, gt=0, description="Slot length in minutes.")
+    rates: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    bursts: list[Burst] = Field(default_factory=list)
+
+
+class ReplayArrivals(BaseModel):
+    """Arrivals replayed from an imported task log (see ``data.task_logs``)."""
+
+    model_config = _STRICT
+    kind: Literal["replay"] = "replay"
+    log: str = Field(description="Name of a task log declared under data.task_logs.")
+
+
+class NoArrivals(BaseModel):
+    """No external arrivals: the class is fed only by routing (QA, appeals, escalations)."""
+
+    model_config = _STRICT
+    kind: Literal["none"] = "none"
+
+
+Arrivals = Annotated[
+    PoissonArrivals | ProfileArrivals | ReplayArrivals | NoArrivals,
+    Field(discriminator="kind"),
+]
+
+
+class HarmModel(BaseModel):
+    """How harmful unreviewed violating content is.
+
+    Each task carries an upstream model's calibrated ``risk`` score; its hidden ground truth
+    is violating with probability ``risk``. Harm exposure of a violating item is
+    ``severity x reach x minutes`` until correct enforcement, or until the content's
+    lifetime ends (a live stream ends, a listing is delisted) when it is never enforced.
+    """
+
+    model_config = _STRICT
+    risk: Distribution | None = Field(
+        default=None, description="Distribution of the risk score; overrides prevalence."
+    )
+    prevalence: float = Field(
+        default=0.05, ge=0, le=1, description="Risk of every task when no risk distribution."
+    )
+    severity: Distribution = Field(default_factory=lambda: Deterministic(value=1.0))
+    reach: Distribution = Field(
+        default_factory=lambda: Deterministic(value=1.0),
+        description="Views per minute while the content stays up.",
+    )
+    lifetime: float | None = Field(
+        default=None,
+        gt=0,
+        description="Minutes violating content stays up if never enforced. Default: the "
+        "task's patience when it has one, otherwise until the end of the horizon.",
+    )
+
+
+class TaskClass(BaseModel):
+    """One queue of work: product listings, live streams, comment reports, appeals, ..."""
+
+    model_config = _STRICT
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    arrivals: Arrivals = Field(default_factory=NoArrivals)
+    handling: Distribution = Field(description="Handling time of a speed-1.0 reviewer.")
+    patience: Distribution | None = Field(
+        default=None, description="Time until the task expires unreviewed (live stream ends)."
+    )
+    sla: float = Field(default=60.0, gt=0, description="Target minutes from arrival to decision.")
+    priority: int = Field(default=0, description="Static priority; lower is served first.")
+    holding_cost: float = Field(
+        default=1.0, ge=0, description="Cost per minute a task waits (used by c-mu)."
+    )
+    harm: HarmModel = Field(default_factory=HarmModel)
+    market_mix: dict[str, float] | None = Field(
+        default=None, description="Share of arrivals per market; default uniform over markets."
+    )
+    severe_risk_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Tasks with risk >= this count against reviewers' wellbeing caps "
+        "(0 = every task of the class is disturbing content; None = none).",
+    )
+
+
+class AccuracySpec(BaseModel):
+    model_config = _STRICT
+    sensitivity: float = Field(ge=0, le=1, description="P(flag | violating).")
+    specificity: float = Field(ge=0, le=1, description="P(clear | not violating).")
+
+
+class Break(BaseModel):
+    model_config = _STRICT
+    start: float = Field(ge=0, description="Minute of the day the break starts.")
+    duration: float = Field(gt=0)
+
+
+class Shift(BaseModel):
+    """On duty from ``start`` to ``end`` (minutes of the day, may wrap past midnight)."""
+
+    model_config = _STRICT
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+    breaks: list[Break] = Field(default_factory=list)
+
+
+class Fatigue(BaseModel):
+    """Accuracy drifts down with continuous work and recovers while idle or on break."""
+
+    model_config = _STRICT
+    drop_per_hour: float = Field(ge=0, description="Accuracy lost per hour of continuous work.")
+    recovery_per_hour: float = Field(ge=0, description="Accuracy regained per hour off work.")
+    max_drop: float = Field(default=0.1, ge=0, le=1)
+
+
+class ReviewerGroup(BaseModel):
+    """A team of interchangeable reviewers with the same qualifications."""
+
+    model_config = _STRICT
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-\.]*$")
+    count: int = Field(ge=0)
+    classes: list[str] = Field(min_length=1)
+    markets: list[str] | Literal["all"] = "all"
+    accuracy: dict[str, AccuracySpec] = Field(default_factory=dict)
+    default_accuracy: AccuracySpec = Field(
+        default_factory=lambda: AccuracySpec(sensitivity=0.9, specificity=0.97)
+    )
+    speed: dict[str, float] = Field(
+        default_factory=dict, description="Per-class speed factor: handling time / speed."
+    )
+    shifts: list[Shift] = Field(
+        default_factory=list, description="Daily shifts; empty means always on duty."
+    )
+    fatigue: Fatigue | None = None
+    wellbeing_cap: int | None = Field(
+        default=None, ge=0, description="At most this many severe items per rolling hour."
+    )
+
+
+class RoutingRule(BaseModel):
+    """After a decision on a task of ``source``, send a follow-up task to ``target``.
+
+    ``when`` filters on the outcome: any decision, a positive (enforce) or negative decision,
+    or a false positive (the source of appeals). ``delay`` is how long until it arrives.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    prob: float = Field(ge=0, le=1)
+    when: Literal["any", "positive", "negative", "false_positive", "true_positive"] = "any"
+    delay: Distribution | None = None
+
+
+class QASpec(BaseModel):
+    """A QA pool re-reviews a random sample of decisions (a routing rule under the hood)."""
+
+    model_config = _STRICT
+    rate: float = Field(ge=0, le=1, description="Share of decisions sampled for QA.")
+    target: str = Field(description="Task class the QA re-reviews go to.")
+    sources: list[str] | None = Field(default=None, description="Classes sampled; default all.")
+    delay: Distribution | None = None
+
+
+class ColumnMap(BaseModel):
+    """Which column of a real export holds each field (only ``arrival`` and ``class`` needed)."""
+
+    arrival: str
+    task_class: str = Field(alias="class")
+    market: str | None = None
+    risk: str | None = None
+    reach: str | None = None
+    severity: str | None = None
+    label: str | None = None
+    handling_time: str | None = None
+    task_id: str | None = None
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TaskLogSpec(BaseModel):
+    """A task log (CSV or Parquet) that replays arrivals and/or seeds the morning's backlog."""
+
+    model_config = _STRICT
+    name: str
+    path: str
+    columns: ColumnMap
+    timestamp_format: str = Field(
+        default="iso",
+        description="'iso', 'unix_s', 'unix_ms', 'minutes' (already minutes since start) or a "
+        "strftime pattern such as '%Y-%m-%d %H:%M:%S'.",
+    )
+    start: str | None = Field(
+        default=None, description="Timestamp of minute 0; default the first arrival."
+    )
+    handling_time_unit: Literal["seconds", "minutes", "hours"] = "seconds"
+    use: Literal["replay", "backlog", "both"] = "replay"
+    label_true: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "violating"])
+
+
+class RosterColumns(BaseModel):
+    model_config = _STRICT
+    reviewer_id: str
+    markets: str | None = None
+    classes: str | None = None
+    accuracy: str | None = Field(default=None, description="One accuracy for all classes.")
+    accuracy_by_class: dict[str, str] = Field(default_factory=dict)
+    mean_handling_time: str | None = None
+    shift_start: str | None = None
+    shift_end: str | None = None
+
+
+class RosterSpec(BaseModel):
+    """A reviewer roster export; each row becomes a reviewer (grouped when identical)."""
+
+    model_config = _STRICT
+    path: str
+    columns: RosterColumns
+    list_delimiter: str = Field(default="|", description="Separator of list cells not in JSON.")
+    handling_time_unit: Literal["seconds", "minutes", "hours"] = "seconds"
+    shift_time_format: Literal["hh:mm", "minutes"] = "hh:mm"
+    default_classes: list[str] | None = None
+    specificity: float = Field(
+        default=0.97, ge=0, le=1, description="Specificity assumed when only accuracy is known."
+    )
+
+
+class DataSpec(BaseModel):
+    model_config = _STRICT
+    task_logs: list[TaskLogSpec] = Field(default_factory=list)
+    rosters: list[RosterSpec] = Field(default_factory=list)
+
+
+class Scenario(BaseModel):
+    """One audit operation: classes, reviewers, routing, horizon."""
+
+    model_config = _STRICT
+    name: str = "scenario"
+    description: str = ""
+    time_unit: Literal["minutes"] = "minutes"
+    horizon: float = Field(gt=0, description="Minutes simulated.")
+    warmup: float = Field(default=0.0, ge=0, description="Minutes excluded from statistics.")
+    markets: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
+    risk_bands: list[float] = Field(
+        default_factory=list,
+        description="Cut points of the risk score; queues are split by class x market x band.",
+    )
+    classes: list[TaskClass] = Field(min_length=1)
+    reviewers: list[ReviewerGroup] = Field(default_factory=list)
+    routing: list[RoutingRule] = Field(default_factory=list)
+    qa: QASpec | None = None
+    data: DataSpec = Field(default_factory=DataSpec)
+    sample_interval: float = Field(default=15.0, gt=0, description="Backlog sampling, minutes.")
+    base_dir: str | None = Field(default=None, description="Set on load: relative data paths.")
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Scenario:
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate class names in {names}")
+        known = set(names)
+        markets = set(self.markets)
+        if self.warmup >= self.horizon:
+            raise ValueError("warmup must be shorter than horizon")
+        if sorted(self.risk_bands) != self.risk_bands or any(
+            not 0 < b < 1 for b in self.risk_bands
+        ):
+            raise ValueError("risk_bands must be increasing cut points strictly inside (0, 1)")
+        for c in self.classes:
+            if c.market_mix is not None:
+                bad = set(c.market_mix) - markets
+                if bad:
+                    raise ValueError(f"class {c.name}: market_mix names unknown markets {bad}")
+                if abs(sum(c.market_mix.values()) - 1) > 1e-6:
+                    raise ValueError(f"class {c.name}: market_mix must sum to 1")
+        logs = {t.name for t in self.data.task_logs}
+        for c in self.classes:
+            if isinstance(c.arrivals, ReplayArrivals) and c.arrivals.log not in logs:
+                raise ValueError(f"class {c.name}: replay log '{c.arrivals.log}' not in data")
+        gnames = [g.name for g in self.reviewers]
+        if len(set(gnames)) != len(gnames):
+            raise ValueError("duplicate reviewer group names")
+        for g in self.reviewers:
+            bad = set(g.classes) - known
+            if bad:
+                raise ValueError(f"reviewer group {g.name}: unknown classes {sorted(bad)}")
+            for key in list(g.accuracy) + list(g.speed):
+                if key not in known:
+                    raise ValueError(f"reviewer group {g.name}: unknown class '{key}'")
+            if g.markets != "all" and set(g.markets) - markets:
+                raise ValueError(
+                    f"reviewer group {g.name}: unknown markets {sorted(set(g.markets) - markets)}"
+                )
+            if any(v <= 0 for v in g.speed.values()):
+                raise ValueError(f"reviewer group {g.name}: speed factors must be > 0")
+        for r in self.routing:
+            for n in (r.source, r.target):
+                if n not in known:
+                    raise ValueError(f"routing: unknown class '{n}'")
+        if self.qa is not None:
+            if self.qa.target not in known:
+                raise ValueError(f"qa: unknown target class '{self.qa.target}'")
+            for n in self.qa.sources or []:
+                if n not in known:
+                    raise ValueError(f"qa: unknown source class '{n}'")
+        return self
+
+    # -- derived views ---------------------------------------------------------------------
+    def class_index(self, name: str) -> int:
+        return [c.name for c in self.classes].index(name)
+
+    def all_routing(self) -> list[RoutingRule]:
+        """Routing rules including the QA sampling expanded into rules."""
+        rules = list(self.routing)
+        if self.qa is not None and self.qa.rate > 0:
+            sources = self.qa.sources or [c.name for c in self.classes if c.name != self.qa.target]
+            for s in sources:
+                rules.append(
+                    RoutingRule.model_validate(
+                        {
+                            "from": s,
+                            "to": self.qa.target,
+                            "prob": self.qa.rate,
+                            "when": "any",
+                            "delay": self.qa.delay,
+                        }
+                    )
+                )
+        return rules
+
+    def offered_load(self) -> dict[str, float]:
+        """Offered load per class in reviewer-equivalents (rate x mean handling, speed 1)."""
+        out = {}
+        for c in self.classes:
+            a = c.arrivals
+            if isinstance(a, PoissonArrivals):
+                rate = a.rate
+            elif isinstance(a, ProfileArrivals):
+                rate = sum(a.rates) / len(a.rates)
+            else:
+                rate = 0.0
+            out[c.name] = rate * c.handling.expected
+        return out
+
+    def digest(self) -> str:
+        """A stable hash of the resolved scenario (used to tie artefacts to a scenario)."""
+        payload = json.dumps(self.model_dump(mode="json", exclude={"base_dir"}), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def resolve_path(self, path: str) -> Path:
+        p = Path(path)
+        if not p.is_absolute() and self.base_dir:
+            p = Path(self.base_dir) / p
+        return p
+
+
+def format_validation_error(err: ValidationError, source: str | None = None) -> ConfigError:
+    """Turn pydantic's report into one message naming the first bad field and the fix."""
+    first = err.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    kind = first["type"]
+    msg = first["msg"]
+    if kind == "extra_forbidden":
+        msg = "unknown key; remove it or check its spelling against the documented fields"
+    elif kind == "missing":
+        msg = "required field is missing; add it"
+    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    return ConfigError(f"{msg}{more}", source=source, field=loc)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("file not found; check the path", source=str(p))
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"malformed YAML{where}; fix the syntax", source=str(p)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping of fields at the top level", source=str(p))
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set dotted-path fields (``classes.0.arrivals.rate``) in a raw scenario mapping.
+
+    Class and reviewer-group list items can also be addressed by name
+    (``classes.live_stream.sla``).
+    """
+    out = copy.deepcopy(data)
+    for dotted, value in (overrides or {}).items():
+        node: Any = out
+        parts = dotted.split(".")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                idx = _list_index(node, part, dotted)
+                if last:
+                    node[idx] = value
+                else:
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise ConfigError(f"cannot set '{dotted}': '{part}' is not a mapping or list")
+    return out
+
+
+def _list_index(node: list, part: str, dotted: str) -> int:
+    if part.isdigit():
+        idx = int(part)
+        if idx >= len(node):
+            raise ConfigError(f"override '{dotted}': index {idx} out of range")
+        return idx
+    for i, item in enumerate(node):
+        if isinstance(item, dict) and item.get("name") == part:
+            return i
+    raise ConfigError(f"override '{dotted}': no item named '{part}'")
+
+
+def scenario_from_dict(
+    data: dict[str, Any], source: str | None = None, base_dir: str | None = None
+) -> Scenario:
+    if base_dir is not None and "base_dir" not in data:
+        data = {**data, "base_dir": base_dir}
+    try:
+        scen = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise format_validation_error(err, source) from None
+    _warn_if_overloaded(scen, source)
+    return scen
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, override and validate a scenario file; raise :class:`ConfigError` if invalid."""
+    p = Path(path)
+    data = apply_overrides(read_yaml(p), overrides)
+    return scenario_from_dict(data, source=str(p), base_dir=str(p.parent.resolve()))
+
+
+class OverloadWarning(UserWarning):
+    """Offered load exceeds the workforce: allowed (a backlog builds up) but worth knowing."""
+
+
+def _warn_if_overloaded(scen: Scenario, source: str | None) -> None:
+    load = sum(scen.offered_load().values())
+    capacity = 0.0
+    for g in scen.reviewers:
+        on = 1.0
+        if g.shifts:
+            minutes = sum((s.end - s.start) % 1440 or 1440 for s in g.shifts)
+            on = min(1.0, minutes / 1440.0)
+        capacity += g.count * on
+    has_patience = any(c.patience is not None for c in scen.classes)
+    if scen.reviewers and load >= capacity and not has_patience:
+        warnings.warn(
+            f"{source or scen.name}: offered load {load:.2f} reviewer-equivalents >= "
+            f"average staffed capacity {capacity:.2f}; queues will grow without bound",
+            OverloadWarning,
+            stacklevel=3,
+        )
