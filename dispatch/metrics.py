@@ -18,7 +18,9 @@ throughput_per_hour        completed per hour of the measured window
 mean_wait, p50/p95/p99_wait  minutes from arrival to start of review (completed tasks)
 mean_sojourn, p50/p95/p99_sojourn  minutes from arrival to decision (completed tasks)
 p_wait                     share of started tasks that waited at all
-sla_attainment             decided within SLA / (completed + abandoned)
+sla_attainment             decided within SLA / (completed + abandoned + still waiting
+                           past the deadline at the horizon)
+sla_breaches               the denominator minus those decided within SLA
 abandon_rate               abandoned / (completed + abandoned)
 accuracy, precision, recall  of enforcement decisions (positive = enforce)
 tp, fp, tn, fn             decision counts
@@ -68,6 +70,7 @@ class ClassStats:
         "sojourn",
         "time_in_system",
         "abandon_wait",
+        "late_in_system",
     )
 
     def __init__(self) -> None:
@@ -84,6 +87,7 @@ class ClassStats:
         self.sojourn = LogHistogram()
         self.time_in_system = 0.0
         self.abandon_wait = 0.0
+        self.late_in_system = 0
 
 
 @dataclass
@@ -213,7 +217,7 @@ class Collector:
             cs.completed += 1
             soj = now - task.arrival
             cs.sojourn.add(soj)
-            cs.time_in_system += soj
+            cs.time_in_system += now - (task.arrival if task.arrival > self.warmup else self.warmup)
             if now <= task.deadline:
                 cs.on_time += 1
             if task.item.violating:
@@ -236,7 +240,7 @@ class Collector:
         if task.counted:
             cs = self.cls[task.cls]
             cs.abandoned += 1
-            cs.time_in_system += now - task.arrival
+            cs.time_in_system += now - max(task.arrival, self.warmup)
             cs.abandon_wait += now - task.arrival
             self._tick(now)
             self.n_sys -= 1
@@ -310,16 +314,17 @@ class Collector:
         # Tasks still in the system: time in system truncated at the horizon.
         in_sys = [0] * len(self.cls)
         trunc_time = [0.0] * len(self.cls)
-        for b in sim.buckets:
-            for t in b.tasks:
-                if t.state == 0 and t.counted:
-                    in_sys[t.cls] += 1
-                    trunc_time[t.cls] += now - t.arrival
-        for r in sim.reviewers:
-            t = r.task
-            if t is not None and t.counted:
+        late = [0] * len(self.cls)
+        pending = [t for b in sim.buckets for t in b.tasks if t.state == 0]
+        pending += [r.task for r in sim.reviewers if r.task is not None]
+        for t in pending:
+            if t.counted:
                 in_sys[t.cls] += 1
-                trunc_time[t.cls] += now - t.arrival
+                trunc_time[t.cls] += now - max(t.arrival, self.warmup)
+                if t.deadline < now:
+                    late[t.cls] += 1
+        for ci, n in enumerate(late):
+            self.cls[ci].late_in_system = n
         per_class: dict[str, dict[str, float]] = {}
         for ci, name in enumerate(sim.class_names):
             per_class[name] = self._class_metrics(
@@ -363,7 +368,7 @@ class Collector:
     @staticmethod
     def _class_metrics(cs: ClassStats, in_sys: int, hours: float, sla: float) -> dict:
         nan = math.nan
-        closed = cs.completed + cs.abandoned
+        closed = cs.completed + cs.abandoned + cs.late_in_system
         decided = cs.tp + cs.fp + cs.tn + cs.fn
         return {
             "arrivals": float(cs.arrivals),
@@ -383,7 +388,10 @@ class Collector:
             "p_wait": cs.waited / cs.started if cs.started else nan,
             "sla_attainment": cs.on_time / closed if closed else nan,
             "sla_breaches": float(closed - cs.on_time),
-            "abandon_rate": cs.abandoned / closed if closed else nan,
+            "late_in_system": float(cs.late_in_system),
+            "abandon_rate": cs.abandoned / (cs.completed + cs.abandoned)
+            if cs.completed + cs.abandoned
+            else nan,
             "accuracy": (cs.tp + cs.tn) / decided if decided else nan,
             "precision": cs.tp / (cs.tp + cs.fp) if cs.tp + cs.fp else nan,
             "recall": cs.tp / (cs.tp + cs.fn) if cs.tp + cs.fn else nan,
@@ -414,6 +422,7 @@ class Collector:
                 "harm",
                 "violating_items",
                 "time_in_system",
+                "late_in_system",
             ):
                 setattr(tot, k, getattr(tot, k) + getattr(cs, k))
             _merge_hist(tot.wait, cs.wait)
@@ -423,6 +432,7 @@ class Collector:
         total_time = tot.time_in_system + sum(trunc_time)
         W = total_time / tot.arrivals if tot.arrivals else 0.0
         L = self.area / window if window > 0 else math.nan
+        out["abandon_wait_total"] = sum(cs.abandon_wait for cs in self.cls)
         out["littles_L"] = L
         out["littles_lambda_W"] = lam * W
         out["littles_gap"] = abs(L - lam * W) / max(L, 1e-12)

@@ -14,41 +14,22 @@ import numpy as np
 WAITING, IN_SERVICE, DONE, EXPIRED = 0, 1, 2, 3
 
 
-class Item:
-    """The content under review (a listing, a stream, a merchant) behind one or more tasks.
+class Task:
+    """One unit of review work waiting in, or taken from, a bucket.
 
-    Follow-up tasks (QA, escalations, appeals) share the item of the task that spawned them,
-    so harm exposure is counted once per content item, until its first correct enforcement.
+    The first task about a piece of content (a listing, a stream, a merchant) also stands
+    for the content itself: follow-up tasks (QA, escalations, appeals) point to it through
+    ``item``, so harm exposure is counted once per content item, until its first correct
+    enforcement (``enforced_at``), and ``open_tasks`` tells when nothing about it is pending.
     """
 
     __slots__ = (
-        "arrival",
         "violating",
         "severity",
         "reach",
         "end_of_life",
         "enforced_at",
         "open_tasks",
-        "counted",
-        "cls",
-    )
-
-    def __init__(self, arrival, violating, severity, reach, end_of_life, cls, counted):
-        self.arrival = arrival
-        self.violating = violating
-        self.severity = severity
-        self.reach = reach
-        self.end_of_life = end_of_life
-        self.enforced_at = None
-        self.open_tasks = 0
-        self.counted = counted
-        self.cls = cls
-
-
-class Task:
-    """One unit of review work waiting in, or taken from, a bucket."""
-
-    __slots__ = (
         "id",
         "cls",
         "market",
@@ -73,10 +54,11 @@ class Task:
         self.state = WAITING
         self.start = -1.0
         self.reviewer = None
+        self.enforced_at = None
+        self.open_tasks = 0
 
-    @property
-    def violating(self) -> bool:
-        return self.item.violating
+
+Item = Task  # the root task of a chain is the content item
 
 
 class Bucket:

@@ -43,7 +43,10 @@ class Objective(BaseModel):
     def running_cost(self, collector) -> float:
         """Cost accrued so far in a running simulation (for per-step RL rewards).
 
-        SLA breaches are charged when they become certain: at a late decision or expiry.
+        SLA breaches are charged when they become certain: at a late decision or expiry;
+        the final :meth:`cost` also charges tasks still waiting past their deadline at the
+        horizon, so the per-step costs telescope to the final cost when the last step adds
+        the difference.
         """
         harm = breaches = wrong = fp = ab = 0.0
         for cs in collector.cls:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import bisect
 import math
+from heapq import heappush
 from typing import Any
 
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL
 
 from dispatch.arrivals import arrival_times
 from dispatch.errors import ConfigError
@@ -26,6 +27,21 @@ from dispatch.policies.base import Policy
 from dispatch.randomness import Buffered, Streams
 from dispatch.scenario import ReplayArrivals, RoutingRule, Scenario
 from dispatch.schedule import duty_intervals
+
+
+class _Call:
+    """A minimal SimPy event: fires its callbacks with ``_value`` at its scheduled time.
+
+    ``simpy.Environment.step`` only needs ``callbacks`` and ``_ok`` from an event; skipping
+    ``Timeout``'s generality halves the cost of scheduling on the hot path.
+    """
+
+    __slots__ = ("callbacks", "_value", "_ok")
+
+    def __init__(self, fn, value):
+        self.callbacks = [fn]
+        self._value = value
+        self._ok = True
 
 
 class InvalidDecision(RuntimeError):
@@ -94,13 +110,16 @@ class Simulation:
                     b = Bucket(len(self.buckets), ci, mi, band, name, severe_possible)
                     self.bucket_of[(ci, mi, band)] = b.index
                     self.buckets.append(b)
+        self._bucket_base: list[dict[int, int]] = [{} for _ in scen.classes]
+        for (ci, mi, band), bi in self.bucket_of.items():
+            if band == 0:
+                self._bucket_base[ci][mi] = bi
         self.buckets_of_class = [
             [b.index for b in self.buckets if b.cls == ci] for ci in range(len(scen.classes))
         ]
 
     def _build_reviewers(self) -> None:
         scen = self.scenario
-        n_cls = len(scen.classes)
         self.groups: list[Group] = []
         self.reviewers: list[Reviewer] = []
         for gi, g in enumerate(scen.reviewers):
@@ -140,10 +159,6 @@ class Simulation:
             gs = [g for g in self.groups if b.index in set(g.eligible) and g.members]
             gs.sort(key=lambda g: (len(g.eligible), g.index))
             self.bucket_groups.append(gs)
-        for ci in range(n_cls):
-            if not any(self.bucket_groups[b] for b in self.buckets_of_class[ci]):
-                if not isinstance(scen.classes[ci].arrivals, type(None)):
-                    pass  # unserved classes are allowed: their tasks wait or expire
 
     def _build_routing(self) -> None:
         rules = self.scenario.all_routing()
@@ -160,7 +175,7 @@ class Simulation:
         ]
         self.followup_factories = [
             TaskFactory(
-                self.scenario, ci, self.streams, per_class_count[ci], self.market_index, "f"
+                self.scenario, ci, self.streams, per_class_count[ci], self.market_index, True
             )
             for ci in range(len(self.class_names))
         ]
@@ -189,8 +204,8 @@ class Simulation:
         return bisect.bisect_right(self.bands, risk) if self.bands else 0
 
     def _at(self, delay: float, fn, payload: Any = None) -> None:
-        ev = Timeout(self.env, delay, payload)
-        ev.callbacks.append(fn)
+        env = self.env
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), _Call(fn, payload)))
 
     # -- arrivals --------------------------------------------------------------------------
     def _start_arrivals(self) -> None:
@@ -212,8 +227,10 @@ class Simulation:
         if t is None:
             return
         env = self.env
-        ev = Timeout(env, t - env._now, (ci, gen, replayed))
-        ev.callbacks.append(self._on_arrival_event)
+        heappush(
+            env._queue,
+            (t, NORMAL, next(env._eid), _Call(self._on_arrival_event, (ci, gen, replayed))),
+        )
 
     def _on_arrival_event(self, ev) -> None:
         ci, gen, replayed = ev._value
@@ -232,28 +249,25 @@ class Simulation:
         self._next_id += 1
         fac = self.factories[ci]
         fac.draw(task, arrival)
-        truth_u, severity, reach = fac.draw_item_truth()
         if row is not None:
-            row.apply(task, self.market_index)
-            severity = row.severity if row.severity == row.severity else severity
-            reach = row.reach if row.reach == row.reach else reach
-            violating = bool(row.label) if row.label == row.label else truth_u < task.risk
-        else:
-            violating = truth_u < task.risk
-        counted = arrival >= self.warmup
-        task.counted = counted
+            row.apply(task, self.market_index, fac.severe_threshold)
+            if row.severity == row.severity:
+                task.severity = row.severity
+            if row.reach == row.reach:
+                task.reach = row.reach
+            if row.label == row.label:
+                task.violating = bool(row.label)
+        task.counted = (arrival if arrival > 0.0 else 0.0) >= self.warmup
         task.root = task
-        task.deadline = arrival + fac.sla
-        life = fac.lifetime
-        if task.expires_at != math.inf:
-            eol = task.expires_at
-        elif life is not None:
-            eol = arrival + life
-        else:
-            eol = math.inf
-        item = Item(arrival, violating, severity, reach, eol, ci, counted)
-        task.item = item
+        task.item = task
         task.arrival = arrival
+        task.deadline = arrival + fac.sla
+        if task.expires_at != math.inf:
+            task.end_of_life = task.expires_at
+        elif fac.lifetime is not None:
+            task.end_of_life = arrival + fac.lifetime
+        else:
+            task.end_of_life = math.inf
         self._enqueue(task, now)
         return task
 
@@ -280,11 +294,16 @@ class Simulation:
         self._next_id += 1
         fac = self.followup_factories[ci]
         fac.draw(task, now)
+        item = parent.item
         task.market = parent.market
         task.risk = parent.risk
+        task.violating = item.violating
+        task.severity = item.severity
+        task.reach = item.reach
+        task.end_of_life = item.end_of_life
         thr = fac.severe_threshold
         task.severe = thr is not None and parent.risk >= thr
-        task.item = parent.item
+        task.item = item
         task.root = parent.root
         task.arrival = now
         task.deadline = now + fac.sla
@@ -297,18 +316,20 @@ class Simulation:
         item.open_tasks += 1
         if item.violating:
             self._open_items.add(item)
-        bi = self.bucket_of.get((task.cls, task.market, self.band_of(task.risk)))
+        bi = self._bucket_base[task.cls].get(task.market)
         if bi is None:
             raise ConfigError(
                 f"a task of class {self.class_names[task.cls]} arrived for market "
                 f"{self.market_names[task.market]}, which the class's market_mix excludes"
             )
+        if self.bands:
+            bi += bisect.bisect_right(self.bands, task.risk)
         task.bucket = bi
         b = self.buckets[bi]
         b.tasks.append(task)
         b.n += 1
         b.sum_risk += task.risk
-        b.sum_harm_rate += task.risk * item.severity * item.reach
+        b.sum_harm_rate += task.risk * task.severity * task.reach
         if task.severe:
             b.n_severe += 1
         self.collector.on_arrival(task, now)
@@ -324,8 +345,7 @@ class Simulation:
         b = self.buckets[task.bucket]
         b.n -= 1
         b.sum_risk -= task.risk
-        item = task.item
-        b.sum_harm_rate -= task.risk * item.severity * item.reach
+        b.sum_harm_rate -= task.risk * task.severity * task.reach
         if task.severe:
             b.n_severe -= 1
 
@@ -362,9 +382,14 @@ class Simulation:
 
     def _pull(self, r: Reviewer, now: float) -> bool:
         """Ask the policy which bucket free reviewer ``r`` takes; start it. False if none."""
-        cands = self.candidates(r, now)
+        buckets = self.buckets
+        cands = [b for b in r.group.eligible if buckets[b].n]
         if not cands:
             return False
+        if r.group.cap is not None and r.at_cap(now):
+            cands = [b for b in cands if not buckets[b].head().severe]
+            if not cands:
+                return False
         bi = self.policy.select(r, cands, now)
         if bi is None:
             return False
@@ -377,11 +402,19 @@ class Simulation:
         return True
 
     def _start(self, r: Reviewer, bi: int, now: float) -> None:
-        task = self.buckets[bi].head()
+        b = self.buckets[bi]
+        tasks = b.tasks
+        task = tasks.popleft()
+        while task.state != WAITING:  # drop expired tasks found at the head
+            task = tasks.popleft()
         task.state = IN_SERVICE
         task.start = now
         task.reviewer = r
-        self._remove_from_bucket(task)
+        b.n -= 1
+        b.sum_risk -= task.risk
+        b.sum_harm_rate -= task.risk * task.severity * task.reach
+        if task.severe:
+            b.n_severe -= 1
         g = r.group
         if g.fatigue is not None:
             r.fatigue = r.current_fatigue(now)
@@ -392,8 +425,16 @@ class Simulation:
             r.severe_times.append(now)
             r.severe_done += 1
         self.collector.on_start(task, r, now)
-        ev = Timeout(self.env, task.work / g.speed[task.cls], r)
-        ev.callbacks.append(self._on_complete_event)
+        env = self.env
+        heappush(
+            env._queue,
+            (
+                now + task.work / g.speed[task.cls],
+                NORMAL,
+                next(env._eid),
+                _Call(self._on_complete_event, r),
+            ),
+        )
 
     def _on_complete_event(self, ev) -> None:
         r: Reviewer = ev._value
@@ -423,15 +464,18 @@ class Simulation:
             for k, rule in routes:
                 if task.route_u[k] < rule.prob and _route_applies(rule.when, positive, item):
                     self._spawn_followup(task, rule)
-        self._task_resolved(task)
-        self._reviewer_free(r, now)
+        item.open_tasks -= 1
+        if not item.open_tasks and item.violating:
+            self._open_items.discard(item)
+            self.collector.on_item_closed(item, now)
+        if r.leaving or not r.on_duty or self._batch or not self._pull(r, now):
+            self._reviewer_free(r, now)
 
     def _reviewer_free(self, r: Reviewer, now: float) -> None:
+        """Reviewer ``r`` found no work (or goes off duty): park it in its group's idle list."""
         if r.leaving or not r.on_duty:
             r.leaving = False
             r.on_duty = False
-            return
-        if not self._batch and self._pull(r, now):
             return
         r.idle_since = now
         r.in_idle = True

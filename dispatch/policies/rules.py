@@ -33,7 +33,7 @@ class FIFO(Policy):
 
 
 class PriorityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     order: list[str] | None = None
     """Class names from most to least urgent; default: each class's ``priority`` field."""
 

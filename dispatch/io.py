@@ -1,0 +1,59 @@
+"""Writing results to disk atomically: write to a temporary file, then rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    from dispatch.metrics import _clean
+
+    atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=True, default=str))
+
+
+def atomic_write_frame(path: Path, df, fmt: str | None = None) -> None:
+    """Write a DataFrame as Parquet or CSV (by suffix) via a temporary file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = fmt or ("parquet" if path.suffix in (".parquet", ".pq") else "csv")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if fmt == "parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_simulation_outputs(result, out: Path) -> None:
+    """metrics.json, timeseries.csv and, when recorded, tasks.parquet in ``out``."""
+    out = Path(out)
+    atomic_write_json(out / "metrics.json", result.to_dict())
+    atomic_write_frame(out / "timeseries.csv", result.timeseries_frame())
+    if result.records is not None:
+        atomic_write_frame(out / "tasks.parquet", result.records)
