@@ -120,6 +120,9 @@ def policies() -> None:
         typer.echo(f"    {summary} Parameters: {ptxt}")
 
 
+# -- further commands register below (run, train, export); keep imports inside functions --
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from heapq import heappush
 from typing import Any
 
@@ -87,6 +88,9 @@ class Simulation:
         self._open_items: set[Item] = set()
         policy.bind(self, self.streams.policy)
         self._batch = policy.mode == "batch"
+        self._defer = bool(getattr(policy, "defer", False))
+        self.pending: deque[Reviewer] = deque()
+        self._started = False
 
     # -- construction ----------------------------------------------------------------------
     def _build_buckets(self) -> None:
@@ -390,6 +394,10 @@ class Simulation:
             cands = [b for b in cands if not buckets[b].head().severe]
             if not cands:
                 return False
+        if self._defer:
+            # An external decision maker (a Gymnasium env) decides: park the reviewer.
+            self.pending.append(r)
+            return True
         bi = self.policy.select(r, cands, now)
         if bi is None:
             return False
@@ -587,14 +595,69 @@ class Simulation:
                         r.in_idle = True
 
     # -- running ---------------------------------------------------------------------------
-    def run(self) -> SimResult:
-        """Simulate the horizon and return the metrics."""
+    def start(self) -> None:
+        """Schedule arrivals, shifts, epochs and sampling (done once, before stepping)."""
+        if self._started:
+            return
+        self._started = True
         self._start_shifts()
         self._start_arrivals()
         if self._batch:
             self._at(0.0, self._on_epoch_event)
         self.collector.start()
+
+    def run(self) -> SimResult:
+        """Simulate the horizon and return the metrics."""
+        self.start()
+        if self._defer:
+            raise RuntimeError("a deferring policy needs next_decision()/decide() stepping")
         self.env.run(until=self.horizon)
+        return self.finish()
+
+    def run_until(self, t: float) -> None:
+        """Advance simulated time to ``min(t, horizon)`` (batch-mode stepping)."""
+        self.start()
+        self.env.run(until=min(t, self.horizon))
+
+    # -- stepping by decision (for Gymnasium environments) ------------------------------------
+    def next_decision(self) -> tuple[Reviewer, list[int]] | None:
+        """Run until a free reviewer needs a decision; ``None`` when the horizon is reached.
+
+        Only for policies with ``defer = True``: the caller answers with :meth:`decide`.
+        Reviewers whose options vanished while they waited (another reviewer took the last
+        task) are parked idle without asking.
+        """
+        self.start()
+        env = self.env
+        queue = env._queue
+        horizon = self.horizon
+        while True:
+            while self.pending:
+                r = self.pending[0]
+                cands = self.candidates(r, env._now)
+                if cands:
+                    return r, cands
+                self.pending.popleft()
+                self._reviewer_free(r, env._now)
+            if not queue or queue[0][0] >= horizon:
+                if env._now < horizon:
+                    env.run(until=horizon)
+                return None
+            env.step()
+
+    def decide(self, bucket: int | None) -> None:
+        """Answer the pending decision: the reviewer takes ``bucket`` (or stays idle)."""
+        r = self.pending.popleft()
+        now = self.env._now
+        if bucket is None:
+            self._reviewer_free(r, now)
+            return
+        if bucket not in self.candidates(r, now):
+            raise InvalidDecision(f"bucket {bucket} is not a valid choice for reviewer {r.id}")
+        self._start(r, bucket, now)
+
+    def finish(self) -> SimResult:
+        """Close the books at the horizon and compute the metrics."""
         now = self.horizon
         for item in list(self._open_items):
             self.collector.on_item_closed(item, now)
