@@ -85,7 +85,7 @@ class Simulation:
         self._build_routing()
         self.collector = Collector(self, record_tasks=record_tasks)
         self._next_id = 0
-        self._open_items: set[Item] = set()
+        self._open_items: dict[Item, None] = {}  # insertion-ordered: deterministic sums
         policy.bind(self, self.streams.policy)
         self._batch = policy.mode == "batch"
         self._defer = bool(getattr(policy, "defer", False))
@@ -280,7 +280,7 @@ class Simulation:
         item = parent.item
         item.open_tasks += 1
         if item.violating:
-            self._open_items.add(item)
+            self._open_items[item] = None
         if delay_buf is None:
             self._make_followup((parent, rule))
         else:
@@ -319,7 +319,7 @@ class Simulation:
         item = task.item
         item.open_tasks += 1
         if item.violating:
-            self._open_items.add(item)
+            self._open_items[item] = None
         bi = self._bucket_base[task.cls].get(task.market)
         if bi is None:
             raise ConfigError(
@@ -474,7 +474,7 @@ class Simulation:
                     self._spawn_followup(task, rule)
         item.open_tasks -= 1
         if not item.open_tasks and item.violating:
-            self._open_items.discard(item)
+            self._open_items.pop(item, None)
             self.collector.on_item_closed(item, now)
         if r.leaving or not r.on_duty or self._batch or not self._pull(r, now):
             self._reviewer_free(r, now)
@@ -505,7 +505,7 @@ class Simulation:
         item = task.item
         item.open_tasks -= 1
         if item.open_tasks == 0 and item.violating:
-            self._open_items.discard(item)
+            self._open_items.pop(item, None)
             self.collector.on_item_closed(item, self.env._now)
 
     # -- batch epochs ----------------------------------------------------------------------
