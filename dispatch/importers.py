@@ -261,19 +261,31 @@ class _LogTable:
     replay_idx: dict[str, np.ndarray] = field(default_factory=dict)
     backlog_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
+    _lists: tuple[list, ...] | None = None
+
     def row(self, i: int) -> TaskRow:
+        # Python lists, built once: indexing them is several times cheaper than converting
+        # numpy scalars row by row, which matters when a day replays a million tasks.
+        lists = self._lists
+        if lists is None:
+            lists = self._lists = tuple(
+                a.tolist()
+                for a in (
+                    self.cls,
+                    self.minutes,
+                    self.market,
+                    self.risk,
+                    self.reach,
+                    self.severity,
+                    self.label,
+                    self.handling,
+                    self.task_id,
+                    self.row_no,
+                )
+            )
+        c, m, mk, r, re_, sv, lb, h, tid, rn = lists
         return TaskRow(
-            str(self.cls[i]),
-            float(self.minutes[i]),
-            self.market[i],
-            float(self.risk[i]),
-            float(self.reach[i]),
-            float(self.severity[i]),
-            float(self.label[i]),
-            float(self.handling[i]),
-            self.task_id[i],
-            self.name,
-            int(self.row_no[i]),
+            c[i], m[i], mk[i], r[i], re_[i], sv[i], lb[i], h[i], tid[i], self.name, rn[i]
         )
 
 
@@ -484,13 +496,19 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
         raise DataError(f"{fname}: no rows (the file is empty); export it again") from None
     except DataError:
         raise
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{fname}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the export as "
+            f"UTF-8 CSV"
+        ) from None
     except Exception as exc:  # parser errors of pandas/pyarrow, decoding errors, ...
         first = _one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise DataError(
             f"{fname}: cannot read the file ({first}); check that it is a valid "
             f"{'CSV' if lower.endswith(_CSV_SUFFIXES) else 'Parquet'} file"
         ) from None
-    df.columns = [str(c) for c in df.columns]
+    # Header cells padded with spaces are a classic spreadsheet artefact; nobody means them.
+    df.columns = [str(c).strip() for c in df.columns]
     return df.reset_index(drop=True)
 
 
@@ -532,22 +550,30 @@ def _blank_mask(series: pd.Series) -> np.ndarray:
     return mask
 
 
+def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """Cells as codes into their distinct texts (stripped); blanks map to ``None``.
+
+    Works on the distinct values only, so a million-row log with a handful of classes and
+    markets costs one factorisation, not a million string conversions.
+    """
+    blank = _blank_mask(series)
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (Parquet lists): one code per row
+        codes = np.arange(len(series))
+        uniques = series.to_numpy(dtype=object)
+    texts: list[str | None] = [_cell_str(u) for u in np.asarray(uniques, dtype=object)]
+    texts.append(None)  # code -1: missing
+    codes = np.where(blank, len(texts) - 1, np.where(codes < 0, len(texts) - 1, codes))
+    return codes, texts
+
+
 def _text(series: pd.Series) -> np.ndarray:
     """Cells as stripped strings (object array); blanks are ``None``."""
-    blank = _blank_mask(series)
-    out = np.empty(len(series), dtype=object)
-    vals = series.to_numpy(dtype=object)
-    cache: dict[Any, str] = {}
-    for i in np.flatnonzero(~blank):
-        v = vals[i]
-        try:
-            s = cache.get(v)
-            if s is None:
-                s = cache[v] = _cell_str(v)
-        except TypeError:  # unhashable cell (a Parquet list)
-            s = _cell_str(v)
-        out[i] = s
-    return out
+    codes, texts = _text_codes(series)
+    table = np.empty(len(texts), dtype=object)
+    table[:] = texts
+    return table[codes]
 
 
 def _cell_str(v: Any) -> str:
@@ -599,12 +625,15 @@ def _numeric(
     out = out_lo | out_hi
     if out.any():
         i = _first(out)
-        rng = f"[{lo:g}, {hi:g}]" if lo is not None and hi is not None else f">= {lo:g}"
+        if lo is not None and hi is not None:
+            rng = f"out of range [{lo:g}, {hi:g}]"
+        else:
+            rng = f"below {lo:g}" if lo is not None else f"above {hi:g}"
         raise _cell_error(
             fname,
             i + 1,
             column,
-            f"{what} {_show(series.iloc[i])} is out of range {rng}",
+            f"{what} {_show(series.iloc[i])} is {rng}",
             range_fix or "correct the value in the export",
         )
     vals[blank] = np.nan
@@ -615,7 +644,7 @@ def _numeric(
 # Task logs
 # ------------------------------------------------------------------------------------------
 def _time_values(
-    series: pd.Series, spec: TaskLogSpec, fname: str, column: str
+    series: pd.Series, spec: TaskLogSpec, idx: int, fname: str, column: str
 ) -> pd.Series | np.ndarray:
     """Parse the arrival column: UTC datetimes, or floats in the format's own unit."""
     fmt = spec.timestamp_format
@@ -648,7 +677,7 @@ def _time_values(
         raise ConfigError(
             f"timestamp_format {fmt!r} is not a usable strftime pattern ({_one_line(exc)}); "
             f"use 'iso', 'unix_s', 'unix_ms', 'minutes' or e.g. '%Y-%m-%d %H:%M:%S'",
-            field=f"data.task_logs.{spec.name}.timestamp_format",
+            field=f"data.task_logs.{idx}.timestamp_format",
         ) from None
     bad = ts.isna().to_numpy(dtype=bool)
     if bad.any():
@@ -713,7 +742,7 @@ def _arrival_minutes(
 
     The minute of the day is ``None`` for ``minutes`` logs, which carry no clock time.
     """
-    values = _time_values(series, spec, fname, column)
+    values = _time_values(series, spec, idx, fname, column)
     fmt = spec.timestamp_format
     if spec.start is not None:
         origin = _parse_start(spec, idx)
@@ -839,7 +868,7 @@ def _col_label(key: str, col: str) -> str:
 
 def _task_classes(series: pd.Series, known: list[str], fname: str, column: str) -> np.ndarray:
     cls = _text(series)
-    blank = np.array([v is None for v in cls], dtype=bool)
+    blank = pd.isna(cls)
     if blank.any():
         raise _cell_error(
             fname,
@@ -884,7 +913,7 @@ def _task_markets(
         )
         return out
     vals = _text(df[column])
-    blank = np.array([v is None for v in vals], dtype=bool)
+    blank = pd.isna(vals)
     report.default(short, _col_label("market", column), int(blank.sum()), _TASK_DEFAULTS["market"])
     known = list(scen.markets)
     unknown = ~blank & ~np.isin(vals.astype(str), known)
@@ -935,19 +964,20 @@ def _labels(
     if column is None:
         report.default(short, "label", n, _TASK_DEFAULTS["label"], blank=False)
         return np.full(n, np.nan)
-    text = _text(df[column])
+    codes, texts = _text_codes(df[column])
     truthy = {_number_text(s.strip().lower()) for s in spec.label_true}
-    out = np.full(n, np.nan)
+    value = np.full(len(texts), np.nan)
     others: set[str] = set()
-    for i, v in enumerate(text):
+    used = np.zeros(len(texts), dtype=bool)
+    used[np.unique(codes)] = True
+    for k, v in enumerate(texts):
         if v is None:
             continue
         low = _number_text(v.lower())
-        if low in truthy:
-            out[i] = 1.0
-        else:
-            out[i] = 0.0
+        value[k] = 1.0 if low in truthy else 0.0
+        if low not in truthy and used[k]:
             others.add(low)
+    out = value[codes]
     report.default(
         short, _col_label("label", column), int(np.isnan(out).sum()), _TASK_DEFAULTS["label"]
     )

@@ -89,6 +89,8 @@ class Simulation:
         policy.bind(self, self.streams.policy)
         self._batch = policy.mode == "batch"
         self._defer = bool(getattr(policy, "defer", False))
+        self._on_demand = self._batch and bool(getattr(policy, "on_demand", False))
+        self._epoch_pending = False
         self.pending: deque[Reviewer] = deque()
         self._started = False
 
@@ -344,6 +346,8 @@ class Simulation:
             self._at(task.expires_at - now, self._on_expiry_event, task)
         if not self._batch:
             self._offer_bucket(bi, now)
+        elif self._on_demand:
+            self.request_epoch()
 
     def _remove_from_bucket(self, task: Task) -> None:
         b = self.buckets[task.bucket]
@@ -488,6 +492,8 @@ class Simulation:
         r.idle_since = now
         r.in_idle = True
         r.group.idle.append(r)
+        if self._on_demand:
+            self.request_epoch()
         if r.group.cap is not None and r.severe_times and r.at_cap(now):
             # Wake up when the oldest severe item leaves the rolling hour.
             self._at(r.severe_times[0] + 60.0 - now + 1e-9, self._on_wake_event, r)
@@ -514,6 +520,17 @@ class Simulation:
         self.run_epoch(now)
         if now + self.policy.batch_interval < self.horizon:
             self._at(self.policy.batch_interval, self._on_epoch_event)
+
+    def request_epoch(self) -> None:
+        """Batch policies with ``on_demand``: solve again now (once per instant), in
+        addition to the periodic epochs, when work or a reviewer has just become free."""
+        if not self._epoch_pending:
+            self._epoch_pending = True
+            self._at(0.0, self._on_demand_epoch_event)
+
+    def _on_demand_epoch_event(self, ev) -> None:
+        self._epoch_pending = False
+        self.run_epoch(self.env._now)
 
     def run_epoch(self, now: float) -> int:
         """Give all free reviewers to the policy's batch assignment; returns tasks started."""

@@ -38,6 +38,10 @@ class Policy:
     Params: ClassVar[type[BaseModel]] = NoParams
     mode: Literal["pull", "batch"] = "pull"
     batch_interval: float = 1.0
+    on_demand: bool = False
+    """Batch mode: also solve as soon as a task arrives or a reviewer frees up."""
+    defer: bool = False
+    """Pull mode: park decisions for an external decider (see Simulation.next_decision)."""
 
     def __init__(self, **params: Any):
         self.params = self.Params(**params)

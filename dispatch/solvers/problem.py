@@ -135,17 +135,6 @@ class AssignmentProblem:
         """Number of task buckets ``B``."""
         return int(self.value.shape[1])
 
-    def usable(self) -> np.ndarray:
-        """Bool ``(R, B)`` mask of arcs a solver may use under the objective mode.
-
-        In work-conserving mode every eligible arc is usable; otherwise only
-        eligible arcs with strictly positive value, since an assignment with
-        non-positive value can never improve the objective.
-        """
-        if self.assign_all:
-            return self.eligible.copy()
-        return self.eligible & (self.value > 0)
-
     def objective(self, counts: np.ndarray) -> float:
         """Total value ``sum(value * counts)`` of a count matrix (without big M)."""
         return float(np.sum(self.value * counts))
@@ -184,6 +173,8 @@ class AssignmentResult:
             ``'INFEASIBLE'``, ``'BAD_COST_RANGE'``.
         solve_ms: wall-clock milliseconds for model construction *and* solve, i.e.
             what the dispatcher actually pays per epoch.
+        extra: solver-specific diagnostics (e.g. ``n_arcs``, ``n_vars``,
+            ``big_m``, ``best_bound``) for logging; not part of the contract.
     """
 
     counts: np.ndarray
