@@ -123,6 +123,39 @@ def policies() -> None:
 # -- further commands register below (run, train, export); keep imports inside functions --
 
 
+@app.command()
+@run_cli
+def run(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file (experiments/*.yaml).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder; default runs/<experiment name>.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Cells run in parallel; default: number of CPUs.")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="local (process pool) or ray (needs the ray extra).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (with --backend ray); default local.")
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
+) -> None:
+    """Run an experiment grid (scenario x policy x seed); resumes an interrupted run."""
+    import pandas as pd
+
+    from dispatch.runner import run_experiment, summary_table
+
+    run_dir = run_experiment(
+        experiment, out=out, workers=workers, backend=backend, address=address, progress=progress
+    )
+    summary = pd.read_csv(run_dir / "summary.csv")
+    typer.echo(summary_table(summary))
+    typer.echo(f"\nrun folder: {run_dir}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

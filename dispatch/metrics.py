@@ -255,7 +255,7 @@ class Collector:
         end = min(item.end_of_life, horizon)
         if item.enforced_at is not None:
             end = min(end, item.enforced_at)
-        start = item.arrival
+        start = item.arrival if item.arrival > 0.0 else 0.0  # backlog: from minute 0
         if end <= start:
             return
         rate = item.severity * item.reach

@@ -128,6 +128,7 @@ class Group:
         "members",
         "idle",
         "on_duty",
+        "single",
     )
 
     def __init__(self, index, name, spec, eligible, n_buckets, sens, spec_, speed, cap, fatigue):
@@ -135,6 +136,7 @@ class Group:
         self.name = name
         self.spec = spec
         self.eligible: list[int] = eligible
+        self.single = eligible[0] if len(eligible) == 1 else -1
         mask = np.zeros(n_buckets, dtype=bool)
         mask[eligible] = True
         self.eligible_mask = mask
@@ -172,6 +174,7 @@ class Reviewer:
         "completed",
         "severe_done",
         "in_idle",
+        "event",
     )
 
     def __init__(self, rid: int, group: Group):

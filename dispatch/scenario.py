@@ -12,6 +12,7 @@ Load with :func:`load_scenario`; override fields with dotted paths
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 import json
 import warnings
@@ -19,7 +20,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dispatch.distributions import Deterministic, Distribution
 from dispatch.errors import ConfigError
@@ -249,8 +257,21 @@ class TaskLogSpec(BaseModel):
         "strftime pattern such as '%Y-%m-%d %H:%M:%S'.",
     )
     start: str | None = Field(
-        default=None, description="Timestamp of minute 0; default the first arrival."
+        default=None,
+        description="Timestamp of minute 0; default the first arrival (replay) or the last "
+        "(backlog snapshot).",
     )
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start_as_text(cls, v: Any) -> Any:
+        # YAML reads an unquoted 2024-03-01T08:00:00Z as a datetime: accept it as text.
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, datetime.datetime | datetime.date):
+            return v.isoformat()
+        return str(v)
+
     handling_time_unit: Literal["seconds", "minutes", "hours"] = "seconds"
     use: Literal["replay", "backlog", "both"] = "replay"
     label_true: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "violating"])

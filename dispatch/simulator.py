@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
+from collections.abc import Callable
 from heapq import heappush
 from typing import Any
 
@@ -92,6 +93,10 @@ class Simulation:
         self._on_demand = self._batch and bool(getattr(policy, "on_demand", False))
         self._epoch_pending = False
         self.pending: deque[Reviewer] = deque()
+        # Stepping only: called as on_advance(now, t_next) before simulated time moves on
+        # from ``now`` to the next event at ``t_next`` (or to the horizon), so an external
+        # decision maker can integrate piecewise-constant state (e.g. holding cost).
+        self.on_advance: Callable[[float, float], None] | None = None
         self._started = False
 
     # -- construction ----------------------------------------------------------------------
@@ -157,6 +162,7 @@ class Simulation:
             self.groups.append(grp)
             for _ in range(g.count):
                 r = Reviewer(len(self.reviewers), grp)
+                r.event = _Call(None, r)
                 grp.members.append(r)
                 self.reviewers.append(r)
         # Idle groups offered a new task: specialists (fewest eligible buckets) first.
@@ -228,28 +234,31 @@ class Simulation:
             for row in data.backlog_rows():
                 self._seed_backlog(row)
 
-    def _next_arrival(self, ci: int, gen, replayed: bool) -> None:
+    def _next_arrival(self, ci: int, gen, replayed: bool, ev: _Call | None = None) -> None:
         t = next(gen, None)
         if t is None:
             return
         env = self.env
-        heappush(
-            env._queue,
-            (t, NORMAL, next(env._eid), _Call(self._on_arrival_event, (ci, gen, replayed))),
-        )
+        if ev is None:
+            ev = _Call(self._on_arrival_event, (ci, gen, replayed))
+        else:  # one pending arrival per class: reuse its event object
+            ev.callbacks = [self._on_arrival_event]
+        heappush(env._queue, (t, NORMAL, next(env._eid), ev))
 
     def _on_arrival_event(self, ev) -> None:
         ci, gen, replayed = ev._value
         now = self.env._now
-        row = self._data.next_replay_row(self.class_names[ci]) if replayed else None
-        self._create_task(ci, now, now, row=row)
-        self._next_arrival(ci, gen, replayed)
+        if replayed:
+            self._create_task(ci, now, now, self._data.next_replay_row(self.class_names[ci]))
+        else:
+            self._create_task(ci, now, now, None)
+        self._next_arrival(ci, gen, replayed, ev)
 
     def _seed_backlog(self, row) -> None:
         ci = self.class_names.index(row.cls)
-        self._create_task(ci, row.arrival, 0.0, row=row)
+        self._create_task(ci, row.arrival, 0.0, row)
 
-    def _create_task(self, ci: int, arrival: float, now: float, *, row=None) -> Task:
+    def _create_task(self, ci: int, arrival: float, now: float, row=None) -> Task:
         task = Task()
         task.id = self._next_id
         self._next_id += 1
@@ -391,10 +400,16 @@ class Simulation:
     def _pull(self, r: Reviewer, now: float) -> bool:
         """Ask the policy which bucket free reviewer ``r`` takes; start it. False if none."""
         buckets = self.buckets
-        cands = [b for b in r.group.eligible if buckets[b].n]
-        if not cands:
-            return False
-        if r.group.cap is not None and r.at_cap(now):
+        g = r.group
+        if g.single >= 0:  # one eligible bucket: no list to filter
+            if not buckets[g.single].n:
+                return False
+            cands = g.eligible
+        else:
+            cands = [b for b in g.eligible if buckets[b].n]
+            if not cands:
+                return False
+        if g.cap is not None and r.at_cap(now):
             cands = [b for b in cands if not buckets[b].head().severe]
             if not cands:
                 return False
@@ -438,15 +453,9 @@ class Simulation:
             r.severe_done += 1
         self.collector.on_start(task, r, now)
         env = self.env
-        heappush(
-            env._queue,
-            (
-                now + task.work / g.speed[task.cls],
-                NORMAL,
-                next(env._eid),
-                _Call(self._on_complete_event, r),
-            ),
-        )
+        ev = r.event  # one pending completion per reviewer: reuse its event object
+        ev.callbacks = [self._on_complete_event]
+        heappush(env._queue, (now + task.work / g.speed[task.cls], NORMAL, next(env._eid), ev))
 
     def _on_complete_event(self, ev) -> None:
         r: Reviewer = ev._value
@@ -648,6 +657,7 @@ class Simulation:
         env = self.env
         queue = env._queue
         horizon = self.horizon
+        advance = self.on_advance
         while True:
             while self.pending:
                 r = self.pending[0]
@@ -658,8 +668,12 @@ class Simulation:
                 self._reviewer_free(r, env._now)
             if not queue or queue[0][0] >= horizon:
                 if env._now < horizon:
+                    if advance is not None:
+                        advance(env._now, horizon)
                     env.run(until=horizon)
                 return None
+            if advance is not None:
+                advance(env._now, queue[0][0])
             env.step()
 
     def decide(self, bucket: int | None) -> None:

@@ -300,6 +300,19 @@ def test_backlog_snapshot_seeds_queues_with_ages(tmp_path: Path, suffix: str) ->
     assert rec["wait"].tolist() == pytest.approx([45.0, 31.0, 15.5, 4.0])
 
 
+def test_backlog_harm_is_counted_from_minute_zero(tmp_path: Path) -> None:
+    write(pd.DataFrame({"t": [-30], "queue": ["listing"], "v": ["1"]}), tmp_path / "b.csv")
+    d = scenario_dict(tmp_path, horizon=60, reviewers=[], sample_interval=15)
+    cols = {"arrival": "t", "class": "queue", "label": "v"}
+    log = {"name": "b", "path": "b.csv", "use": "backlog", "timestamp_format": "minutes"}
+    d["data"] = {"task_logs": [log | {"columns": cols}]}
+    sim = Simulation(Scenario.model_validate(d), make_policy("fifo"), seed=0)
+    result = sim.run()
+    # one violating item of severity x reach 1, never reviewed: 1 per minute from 0 to 60
+    assert result.per_class["listing"]["harm_exposure"] == pytest.approx(60.0)
+    assert sim.collector.harm_bins.tolist() == pytest.approx([15.0, 15.0, 15.0, 15.0])
+
+
 def test_use_both_splits_backlog_and_replay(tmp_path: Path) -> None:
     write(log_frame(), tmp_path / "tasks.parquet")
     d = replaying(scenario_dict(tmp_path))
