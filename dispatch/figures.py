@@ -95,6 +95,14 @@ def policy_colours(labels: Iterable[str]) -> dict[str, Any]:
     return {lab: cmap(i % cmap.N) for i, lab in enumerate(labels)}
 
 
+_STYLES = ["-", "--", "-.", ":"]
+
+
+def line_styles(labels: Iterable[str]) -> dict[str, str]:
+    """A line style per policy, cycling, so that coinciding curves stay distinguishable."""
+    return {lab: _STYLES[i % len(_STYLES)] for i, lab in enumerate(dict.fromkeys(labels))}
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(text)).strip("_") or "x"
 
@@ -128,10 +136,19 @@ def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.6, 2.8)):
     return fig, axes[:n]
 
 
-def _legend(fig: Figure, colours: dict[str, Any], labels: Sequence[str], **kw: Any) -> None:
+def _legend(
+    fig: Figure,
+    colours: dict[str, Any],
+    labels: Sequence[str],
+    styles: dict[str, str] | None = None,
+    **kw: Any,
+) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=colours[lab], lw=3) for lab in labels]
+    styles = styles or {}
+    handles = [
+        Line2D([], [], color=colours[lab], ls=styles.get(lab, "-"), lw=2.5) for lab in labels
+    ]
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), **kw)
 
 
@@ -243,6 +260,7 @@ def wait_cdfs(
     for scen, sdf in cdf.groupby("scenario", sort=False):
         labels = _policies(sdf, policies)
         col = _colours(colours, labels)
+        ls = line_styles(policies or labels)
         classes = list(dict.fromkeys(sdf["cls"]))
         fig, axes = _grid(len(classes), ncols=4, size=(3.4, 2.7))
         for ax, cls in zip(axes, classes, strict=True):
@@ -250,7 +268,7 @@ def wait_cdfs(
             for pol in labels:
                 d = cdf_c[cdf_c["policy"] == pol]
                 if not d.empty:
-                    ax.step(d["wait"], d["share"], where="post", color=col[pol], lw=1.5)
+                    ax.step(d["wait"], d["share"], where="post", color=col[pol], ls=ls[pol], lw=1.5)
             sla = cdf_c["sla"].iloc[0]
             if math.isfinite(sla):
                 ax.axvline(sla, color="grey", ls=":", lw=1)
@@ -261,7 +279,7 @@ def wait_cdfs(
             ax.set_ylabel("share started", fontsize=8)
             ax.tick_params(labelsize=8)
             ax.grid(alpha=0.3)
-        _legend(fig, col, labels)
+        _legend(fig, col, labels, ls)
         fig.suptitle(f"{scen}: waiting-time CDF per class (dotted: SLA)", fontsize=11)
         paths.append(_save(fig, Path(out_dir) / f"wait_cdf_{_slug(scen)}.png"))
     return paths
@@ -281,19 +299,20 @@ def backlog(
             continue
         labels = _policies(sdf, policies)
         col = _colours(colours, labels)
+        ls = line_styles(policies or labels)
         names = list(dict.fromkeys(sdf["series"]))
         fig, axes = _grid(len(names), ncols=4, size=(3.4, 2.6))
         for ax, name in zip(axes, names, strict=True):
             d_s = sdf[sdf["series"] == name]
             for pol in labels:
                 d = d_s[d_s["policy"] == pol]
-                ax.plot(d["time"] / 60.0, d["value"], color=col[pol], lw=1.4)
+                ax.plot(d["time"] / 60.0, d["value"], color=col[pol], ls=ls[pol], lw=1.4)
             ax.set_title(name.removeprefix("backlog_"), fontsize=9)
             ax.set_xlabel("time of day (h)", fontsize=8)
             ax.set_ylabel("tasks waiting", fontsize=8)
             ax.tick_params(labelsize=8)
             ax.grid(alpha=0.3)
-        _legend(fig, col, labels)
+        _legend(fig, col, labels, ls)
         fig.suptitle(f"{scen}: backlog per class (mean over seeds)", fontsize=11)
         paths.append(_save(fig, Path(out_dir) / f"backlog_{_slug(scen)}.png"))
     return paths
@@ -313,11 +332,19 @@ def harm_over_day(
             continue
         labels = _policies(sdf, policies)
         col = _colours(colours, labels)
+        ls = line_styles(policies or labels)
         fig = Figure(figsize=(6.4, 3.8), layout="constrained")
         ax = fig.subplots()
         for pol in labels:
             d = sdf[sdf["policy"] == pol]
-            ax.plot(d["time"] / 60.0, d["value"] / 1000.0, color=col[pol], lw=1.8, label=pol)
+            ax.plot(
+                d["time"] / 60.0,
+                d["value"] / 1000.0,
+                color=col[pol],
+                ls=ls[pol],
+                lw=1.8,
+                label=pol,
+            )
         ax.set_xlabel("time of day (h)")
         ax.set_ylabel("harm exposure so far\n(thousand severity-weighted views)")
         ax.set_title(f"{scen}: accumulated harm exposure (mean over seeds)", fontsize=11)
@@ -368,6 +395,7 @@ def pareto(
                 xe = np.nan_to_num([[xm - xs.at[pol, "ci_low"]], [xs.at[pol, "ci_high"] - xm]])
                 ye = np.nan_to_num([[ym - ys.at[pol, "ci_low"]], [ys.at[pol, "ci_high"] - ym]])
                 ax.errorbar(xm, ym, xerr=xe, yerr=ye, fmt="o", color=col[pol], capsize=3, ms=6)
+            _annotate_points(ax, xs["mean"], ys["mean"])
             front = pareto_front(xs["mean"].to_numpy(), ys["mean"].to_numpy())
             if front:
                 fx = xs["mean"].to_numpy()[front]
@@ -382,6 +410,23 @@ def pareto(
         fig.suptitle(f"{scen}: throughput vs audit quality (ringed: Pareto front)", fontsize=11)
         paths.append(_save(fig, Path(out_dir) / f"pareto_{_slug(scen)}.png"))
     return paths
+
+
+def _annotate_points(ax, x: pd.Series, y: pd.Series) -> None:
+    """Label each point with its policy; coinciding points share one label."""
+    spots: dict[tuple[float, float], list[str]] = {}
+    for pol in x.index:
+        if math.isfinite(x[pol]) and math.isfinite(y[pol]):
+            spots.setdefault((float(x[pol]), float(y[pol])), []).append(str(pol))
+    for (px, py), names in spots.items():
+        ax.annotate(
+            ", ".join(names),
+            (px, py),
+            xytext=(6, 6),
+            textcoords="offset points",
+            fontsize=7,
+            color="0.25",
+        )
 
 
 def utilisation_by_group(
@@ -419,6 +464,7 @@ def utilisation_by_group(
                 label=pol,
             )
         ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylabel("utilisation (busy / on duty)")
         ax.set_ylim(0, max(1.05, float(np.nanmax(summ["ci_high"].fillna(0))) * 1.05))
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")

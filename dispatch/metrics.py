@@ -500,8 +500,4 @@ class Collector:
 
 
 def _merge_hist(into: LogHistogram, other: LogHistogram) -> None:
-    into.counts = [a + b for a, b in zip(into.counts, other.counts, strict=True)]
-    into.zeros += other.zeros
-    into.n += other.n
-    into.total += other.total
-    into.maximum = max(into.maximum, other.maximum)
+    into.merge(other)

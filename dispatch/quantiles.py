@@ -20,59 +20,108 @@ _LOG_LO = math.log(_LO)
 
 
 class LogHistogram:
-    """Counts of non-negative values in log-spaced bins, with exact count, sum and zeros."""
+    """Counts of non-negative values in log-spaced bins, with exact count, sum and zeros.
 
-    __slots__ = ("counts", "zeros", "n", "total", "maximum")
+    Values are buffered and binned in batches with numpy, so adding one costs a list append.
+    """
+
+    __slots__ = ("_counts", "_zeros", "_n", "_total", "_max", "_buf")
+
+    _BATCH = 4096
 
     def __init__(self) -> None:
-        self.counts = [0] * _NBINS
-        self.zeros = 0
-        self.n = 0
-        self.total = 0.0
-        self.maximum = 0.0
+        self._counts = np.zeros(_NBINS, dtype=np.int64)
+        self._zeros = 0
+        self._n = 0
+        self._total = 0.0
+        self._max = 0.0
+        self._buf: list[float] = []
 
     def add(self, x: float) -> None:
-        self.n += 1
-        self.total += x
-        if x <= 0.0:
-            self.zeros += 1
+        buf = self._buf
+        buf.append(x)
+        if len(buf) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
             return
-        if x > self.maximum:
-            self.maximum = x
-        i = int((math.log(x) - _LOG_LO) * _INV_LOG) if x > _LO else 0
-        self.counts[i if i < _NBINS else _NBINS - 1] += 1
+        arr = np.asarray(self._buf, dtype=float)
+        self._buf = []
+        self._n += arr.size
+        self._total += float(arr.sum())
+        pos = arr[arr > 0.0]
+        self._zeros += arr.size - pos.size
+        if pos.size:
+            self._max = max(self._max, float(pos.max()))
+            idx = ((np.log(np.maximum(pos, _LO)) - _LOG_LO) * _INV_LOG).astype(np.int64)
+            np.clip(idx, 0, _NBINS - 1, out=idx)
+            self._counts += np.bincount(idx, minlength=_NBINS)
+
+    def merge(self, other: LogHistogram) -> None:
+        self._flush()
+        other._flush()
+        self._counts = self._counts + other._counts
+        self._zeros += other._zeros
+        self._n += other._n
+        self._total += other._total
+        self._max = max(self._max, other._max)
+
+    @property
+    def n(self) -> int:
+        self._flush()
+        return self._n
+
+    @property
+    def zeros(self) -> int:
+        self._flush()
+        return self._zeros
+
+    @property
+    def counts(self) -> np.ndarray:
+        self._flush()
+        return self._counts
+
+    @property
+    def maximum(self) -> float:
+        self._flush()
+        return self._max
 
     @property
     def mean(self) -> float:
-        return self.total / self.n if self.n else float("nan")
+        self._flush()
+        return self._total / self._n if self._n else float("nan")
 
     def quantile(self, q: float) -> float:
-        if self.n == 0:
+        self._flush()
+        if self._n == 0:
             return float("nan")
-        rank = q * self.n
-        if rank <= self.zeros:
+        rank = q * self._n
+        if rank <= self._zeros:
             return 0.0
-        cum = np.cumsum(self.counts) + self.zeros
+        cum = np.cumsum(self._counts) + self._zeros
         i = int(np.searchsorted(cum, rank, side="left"))
         i = min(i, _NBINS - 1)
         mid = math.exp(_LOG_LO + (i + 0.5) / _INV_LOG)
-        return min(mid, self.maximum)
+        return min(mid, self._max)
 
     def share_above(self, x: float) -> float:
         """Fraction of values strictly above ``x`` (bin resolution)."""
-        if self.n == 0:
+        self._flush()
+        if self._n == 0:
             return float("nan")
         if x <= 0.0:
-            return (self.n - self.zeros) / self.n
+            return (self._n - self._zeros) / self._n
         i = int((math.log(x) - _LOG_LO) * _INV_LOG) if x > _LO else 0
-        return float(sum(self.counts[i + 1 :])) / self.n
+        return float(self._counts[i + 1 :].sum()) / self._n
 
     def cdf(self) -> tuple[np.ndarray, np.ndarray]:
         """(values, cumulative share) at the upper edge of every non-empty bin, for plots."""
-        counts = np.asarray(self.counts, dtype=float)
-        nz = np.nonzero(counts)[0]
-        if self.n == 0:
+        self._flush()
+        if self._n == 0:
             return np.zeros(0), np.zeros(0)
+        counts = self._counts.astype(float)
+        nz = np.nonzero(counts)[0]
         edges = np.exp(_LOG_LO + (nz + 1) / _INV_LOG)
-        cum = (np.cumsum(counts)[nz] + self.zeros) / self.n
-        return np.concatenate([[0.0], edges]), np.concatenate([[self.zeros / self.n], cum])
+        cum = (np.cumsum(counts)[nz] + self._zeros) / self._n
+        return np.concatenate([[0.0], edges]), np.concatenate([[self._zeros / self._n], cum])

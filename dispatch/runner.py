@@ -668,24 +668,53 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
 
 
 # -- formatting --------------------------------------------------------------------------------
-def _num(v: float) -> str:
-    """Compact number: thousands separators for large values, 3 significant digits else."""
+def _num(v: float, decimals: int | None = None) -> str:
+    """A number for tables: fixed ``decimals`` if given, else 3 significant digits.
+
+    Values of 100 or more get thousands separators; a value that rounds to zero loses its
+    sign (no "-0.00").
+    """
     if v is None or not math.isfinite(v):
         return "-"
-    a = abs(v)
-    if a >= 100:
-        return f"{v:,.0f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    if a == 0:
-        return "0"
-    return f"{v:.3g}"
+    if decimals is None:
+        a = abs(v)
+        if a >= 100 or a == 0:
+            decimals = 0
+        elif a >= 1:
+            decimals = 2
+        else:
+            decimals = min(6, 2 - math.floor(math.log10(a)))
+    text = f"{v:,.{decimals}f}"
+    if text.lstrip("-").strip("0.,") == "":
+        text = text.lstrip("-")
+    return text
+
+
+def _decimals(half_width: float) -> int | None:
+    """Decimals that show two significant digits of a CI half-width (0 to 4)."""
+    if half_width is None or not math.isfinite(half_width) or half_width <= 0:
+        return None
+    return max(0, min(4, 1 - math.floor(math.log10(half_width))))
 
 
 def _pm(mean: float, half: float) -> str:
-    if half is None or not math.isfinite(half):
+    """``mean ± half-width``, both rounded to the precision the interval supports."""
+    d = _decimals(half)
+    if d is None:
         return _num(mean)
-    return f"{_num(mean)} ± {_num(half)}"
+    return f"{_num(mean, d)} ± {_num(half, d)}"
+
+
+def _interval(mid: float, low: float, high: float) -> str:
+    """``mid [low, high]`` rounded to the precision the interval supports."""
+    d = _decimals((high - low) / 2.0) if math.isfinite(low) and math.isfinite(high) else None
+    if d is None and math.isfinite(low) and low == high:
+        d = _decimals(abs(mid)) if mid else 0
+    return f"{_num(mid, d)} [{_num(low, d)}, {_num(high, d)}]"
+
+
+def _percent(rel: float) -> str:
+    return f"{100.0 * rel:+.2g}%" if math.isfinite(rel) else ""
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -728,7 +757,7 @@ def paired_table(paired: pd.DataFrame, metrics: list[str]) -> str:
                 vals.append("-")
                 continue
             r = by.loc[m]
-            vals.append(f"{_num(r['mean_diff'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]")
+            vals.append(_interval(r["mean_diff"], r["ci_low"], r["ci_high"]))
         rows.append(([str(scen)] if multi else []) + [str(pol), *vals])
     return _markdown(header, rows)
 
@@ -746,10 +775,11 @@ def headline(plan: ExperimentPlan, results: pd.DataFrame) -> list[str]:
         means = sub.groupby("policy", sort=False)["objective"].mean()
         best = str(means.idxmin())
         m, lo, hi = mean_ci(sub.loc[sub["policy"] == best, "objective"].to_numpy())
-        ci = f" (95% CI {_num(lo)} to {_num(hi)})" if math.isfinite(lo) else ""
+        dm = _decimals((hi - lo) / 2.0) if math.isfinite(lo) else None
+        ci = f" (95% CI {_num(lo, dm)} to {_num(hi, dm)})" if math.isfinite(lo) else ""
         text = (
             f"On **{scen.name}** over {n_seeds} seed{'s' if n_seeds > 1 else ''}, "
-            f"**{best}** has the lowest objective cost, {_num(m)}{ci}"
+            f"**{best}** has the lowest mean objective cost, {_num(m, dm)}{ci}"
         )
         other = plan.baseline if best != plan.baseline else None
         if other is None and len(means) > 1:
@@ -760,15 +790,19 @@ def headline(plan: ExperimentPlan, results: pd.DataFrame) -> list[str]:
             common = a.index.intersection(b.index)
             d = paired_difference(a[common].to_numpy(), b[common].to_numpy())
             role = "the baseline" if other == plan.baseline else "the runner-up"
-            rel = f", {d['relative']:+.1%}" if math.isfinite(d["relative"]) else ""
+            lo, hi = d["lower"], d["upper"]
+            dd = _decimals((hi - lo) / 2.0) if math.isfinite(lo) else None
+            rel = _percent(d["relative"])
             dci = (
-                f" (paired 95% CI {_num(d['lower'])} to {_num(d['upper'])}{rel})"
-                if math.isfinite(d["lower"])
+                f" (paired 95% CI {_num(lo, dd)} to {_num(hi, dd)}{', ' + rel if rel else ''})"
+                if math.isfinite(lo)
                 else ""
             )
-            text += f"; its paired difference to {role} **{other}** is {_num(d['mean_diff'])}{dci}"
-            if math.isfinite(d["lower"]) and d["lower"] <= 0 <= d["upper"]:
-                text += ", which is not distinguishable from zero at this number of seeds"
+            text += (
+                f"; its paired difference to {role} **{other}** is {_num(d['mean_diff'], dd)}{dci}"
+            )
+            if math.isfinite(lo) and lo <= 0 <= hi:
+                text += ", an interval that includes zero: not resolved at this number of seeds"
         out.append(text + ".")
     return out
 

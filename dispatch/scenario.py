@@ -435,7 +435,10 @@ class Scenario(BaseModel):
 
 def format_validation_error(err: ValidationError, source: str | None = None) -> ConfigError:
     """Turn pydantic's report into one message naming the first bad field and the fix."""
-    first = err.errors()[0]
+    errors = err.errors()
+    # An unknown key usually explains the missing one next to it (a typo): report it first.
+    errors = sorted(errors, key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
     kind = first["type"]
     msg = first["msg"]

@@ -88,7 +88,7 @@ def test_rules_respect_eligibility_and_caps(scen, rule, seed):
         assert scen.classes[row.class_id].name in g.classes
         assert g.markets == "all" or scen.markets[row.market_id] in g.markets
     # Wellbeing caps: severe tasks started by a reviewer within any rolling hour.
-    for rid, sub in done[done.severe].groupby("reviewer"):
+    for _rid, sub in done[done.severe].groupby("reviewer"):
         cap = scen.reviewers[int(sub.group_id.iloc[0])].wellbeing_cap
         if cap is None:
             continue
