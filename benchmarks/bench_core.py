@@ -83,7 +83,7 @@ rates = {"product_listing": 0.45, "short_video": 0.2, "live_stream": 0.05,
          "comment_report": 0.2, "merchant_risk": 0.05, "appeal": 0.05}
 means = {"product_listing": 6, "short_video": 14, "live_stream": 20,
          "comment_report": 4, "merchant_risk": 30, "appeal": 15}
-TOTAL = TASKS / 1440.0
+TOTAL = TASKS / 1440.0  # arrivals per minute for TASKS in one day
 for name, share in rates.items():
     c = {"name": name, "arrivals": {"kind": "poisson", "rate": TOTAL * share},
          "handling": {"kind": "lognormal", "mean": means[name], "cv": 0.7},
@@ -98,7 +98,7 @@ for g in range(40):
     mk = [markets[g % 20]] if g < 30 else "all"
     groups.append({"name": f"g{g}", "count": per_group, "classes": list(rates),
                    "markets": mk})
-scen = scenario_from_dict({"name": "scale", "horizon": 1440, "markets": markets,
+scen = scenario_from_dict({"name": "scale", "horizon": 1440 * DAYS, "markets": markets,
                            "classes": classes, "reviewers": groups})
 if TRACE:
     tracemalloc.start()
