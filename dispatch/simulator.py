@@ -355,8 +355,12 @@ class Simulation:
             self._at(task.expires_at - now, self._on_expiry_event, task)
         if not self._batch:
             self._offer_bucket(bi, now)
-        elif self._on_demand:
-            self.request_epoch()
+        elif self._on_demand and not self._epoch_pending:
+            # Solve again only if someone free could take the new task.
+            for g in self.bucket_groups[bi]:
+                if g.idle:
+                    self.request_epoch()
+                    break
 
     def _remove_from_bucket(self, task: Task) -> None:
         b = self.buckets[task.bucket]
@@ -548,18 +552,30 @@ class Simulation:
             return 0
         pairs = self.policy.assign(free, now)
         started = 0
+        buckets = self.buckets
+        touched: set[int] = set()
         for r, bi in pairs:
             if not r.in_idle or r.busy:
                 raise InvalidDecision(f"reviewer {r.id} assigned twice or not free")
-            if bi not in self.candidates(r, now):
+            g = r.group
+            b = buckets[bi] if 0 <= bi < len(buckets) else None
+            if (
+                b is None
+                or not g.eligible_mask[bi]
+                or b.n <= 0
+                or (g.cap is not None and b.head().severe and r.at_cap(now))
+            ):
                 raise InvalidDecision(
                     f"policy {self.policy.name} assigned bucket {bi} to reviewer {r.id} "
-                    f"({r.group.name}), which is not eligible, empty or over its cap"
+                    f"({g.name}), which is not eligible, empty or over its cap"
                 )
-            r.group.idle.remove(r)
             r.in_idle = False
+            touched.add(g.index)
             self._start(r, bi, now)
             started += 1
+        for gi in touched:  # rebuild idle lists once instead of O(n) removals per pair
+            g = self.groups[gi]
+            g.idle = deque(x for x in g.idle if x.in_idle)
         return started
 
     # -- shifts ----------------------------------------------------------------------------

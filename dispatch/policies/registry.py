@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dispatch.errors import ConfigError
 from dispatch.policies.base import Policy
@@ -28,7 +28,12 @@ def _load_builtin() -> None:
     _LOADED = True
     import importlib
 
-    for mod in ("dispatch.policies.rules", "dispatch.policies.solver_policies"):
+    for mod in (
+        "dispatch.policies.rules",
+        "dispatch.policies.solver_policies",
+        "dispatch.policies.learned",
+        "dispatch.deploy",
+    ):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:  # pragma: no cover - optional modules
@@ -65,6 +70,14 @@ def list_policies() -> list[tuple[str, str, dict[str, str]]]:
     for name, cls in sorted(policy_classes().items()):
         params = {}
         for pname, f in cls.Params.model_fields.items():
-            params[pname] = f"{f.description or ''} (default {f.default!r})".strip()
+            if f.is_required():
+                default = "required"
+            else:
+                value = f.get_default(call_default_factory=True)
+                if isinstance(value, BaseModel):
+                    value = value.model_dump()
+                default = f"default {value!r}"
+            desc = " ".join((f.description or "").split())
+            params[pname] = f"{desc} ({default})".strip()
         out.append((name, cls.summary, params))
     return out
