@@ -183,7 +183,8 @@ class Outputs(BaseModel):
     report: bool = Field(default=True, description="report.md with tables and figures.")
     records: bool = Field(
         default=False,
-        description="Per-task records of every cell under records/ (Parquet; large).",
+        description="Per-task records of every cell computed while on, under records/ "
+        "(Parquet; large).",
     )
 
 
@@ -202,30 +203,42 @@ class Experiment(BaseModel):
     outputs: Outputs = Field(default_factory=Outputs)
 
     @model_validator(mode="after")
-    def _cross_check(self) -> Experiment:
-        labels = [p.label for p in self.policies]
-        dup = sorted({x for x in labels if labels.count(x) > 1})
-        if dup:
-            raise ValueError(f"policy labels {dup} repeat; give each policy a distinct 'label'")
+    def _default_baseline(self) -> Experiment:
         if self.baseline is None:
-            self.baseline = labels[0]
-        elif self.baseline not in labels:
-            raise ValueError(
-                f"baseline '{self.baseline}' is not a policy label; choose one of {labels}"
-            )
-        seeds = self.seed_list()
-        if any(s < 0 for s in seeds):
-            raise ValueError("seeds must be non-negative integers")
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be a non-empty list without repeats")
-        if len(set(self.metrics)) != len(self.metrics):
-            raise ValueError("metrics repeat; list each metric once")
+            self.baseline = self.policies[0].label
         return self
 
     def seed_list(self) -> list[int]:
         if isinstance(self.seeds, SeedRange):
             return list(range(self.seeds.start, self.seeds.start + self.seeds.count))
         return list(self.seeds)
+
+
+def _cross_check(cfg: Experiment, source: str | None) -> None:
+    """Checks across fields, each reported against the field to fix."""
+    labels = [p.label for p in cfg.policies]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ConfigError(
+            f"labels {dup} repeat; give each policy a distinct 'label'",
+            source=source,
+            field="policies",
+        )
+    if cfg.baseline not in labels:
+        raise ConfigError(
+            f"'{cfg.baseline}' is not a policy label; choose one of {labels}",
+            source=source,
+            field="baseline",
+        )
+    seeds = cfg.seed_list()
+    if any(s < 0 for s in seeds):
+        raise ConfigError("seeds must be non-negative integers", source=source, field="seeds")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(
+            "give a non-empty list of seeds without repeats", source=source, field="seeds"
+        )
+    if len(set(cfg.metrics)) != len(cfg.metrics):
+        raise ConfigError("list each metric once", source=source, field="metrics")
 
 
 # -- the resolved plan -------------------------------------------------------------------------
@@ -351,12 +364,18 @@ def _fingerprint(body: dict[str, Any]) -> str:
 
 # -- loading -----------------------------------------------------------------------------------
 def load_experiment(
-    path_or_config: str | Path | dict[str, Any] | Experiment, *, check_policies: bool = True
+    path_or_config: str | Path | dict[str, Any] | Experiment,
+    overrides: dict[str, Any] | None = None,
+    *,
+    check_policies: bool = True,
 ) -> ExperimentPlan:
     """Read and validate an experiment; raise :class:`ConfigError` on the first problem.
 
     ``path_or_config`` is a YAML file, a mapping with the same fields, or an
-    :class:`Experiment`. With ``check_policies`` every policy is built with
+    :class:`Experiment`. ``overrides`` set fields by dotted path before validation, as for
+    scenarios: ``{"seeds": [0, 1], "scenarios.0.overrides.horizon": 240, "name": "smoke"}``
+    (a smaller version of a file, e.g. for a smoke test). With ``check_policies`` every
+    policy is built with
     :func:`~dispatch.policies.make_policy` and bound to every scenario, so bad parameters
     (and parameters that only fail against a scenario, like an unknown class name) are
     reported now rather than in the middle of the run.
@@ -364,6 +383,9 @@ def load_experiment(
     source: str | None = None
     base: Path | None = None
     if isinstance(path_or_config, Experiment):
+        if overrides:
+            path_or_config = path_or_config.model_dump()
+            return load_experiment(path_or_config, overrides, check_policies=check_policies)
         cfg = path_or_config
     else:
         if isinstance(path_or_config, str | Path):
@@ -373,10 +395,19 @@ def load_experiment(
             data.setdefault("name", p.stem)
         else:
             data = dict(path_or_config)
+        if overrides:
+            try:
+                data = apply_overrides(data, overrides)
+            except ConfigError as exc:
+                raise ConfigError(_bare(exc), source=source, field="overrides") from None
         try:
             cfg = Experiment.model_validate(data)
         except ValidationError as err:
-            raise format_validation_error(err, source) from None
+            exc = format_validation_error(err, source)
+            raise ConfigError(
+                _bare(exc).replace("Value error, ", ""), source=source, field=exc.field
+            ) from None
+    _cross_check(cfg, source)
 
     scenarios = [_plan_scenario(i, s, source, base) for i, s in enumerate(cfg.scenarios)]
     names = [s.name for s in scenarios]

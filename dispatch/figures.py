@@ -377,7 +377,8 @@ def pareto(
     """Throughput vs audit quality, one point per policy with 95% CI whiskers.
 
     One panel per quality metric; the non-dominated policies (no other policy is at least
-    as good on both axes and better on one) are ringed and joined by the dashed front.
+    as good on both axes and better on one) are ringed, named, and joined by the dashed
+    front. The other policies are told apart by their colour in the legend.
     """
     paths = []
     for scen, sdf in summary.groupby("scenario", sort=False):
@@ -395,8 +396,9 @@ def pareto(
                 xe = np.nan_to_num([[xm - xs.at[pol, "ci_low"]], [xs.at[pol, "ci_high"] - xm]])
                 ye = np.nan_to_num([[ym - ys.at[pol, "ci_low"]], [ys.at[pol, "ci_high"] - ym]])
                 ax.errorbar(xm, ym, xerr=xe, yerr=ye, fmt="o", color=col[pol], capsize=3, ms=6)
-            _annotate_points(ax, xs["mean"], ys["mean"])
             front = pareto_front(xs["mean"].to_numpy(), ys["mean"].to_numpy())
+            on_front = xs.index[front]
+            _annotate_points(ax, xs.loc[on_front, "mean"], ys.loc[on_front, "mean"])
             if front:
                 fx = xs["mean"].to_numpy()[front]
                 fy = ys["mean"].to_numpy()[front]
@@ -413,7 +415,7 @@ def pareto(
 
 
 def _annotate_points(ax, x: pd.Series, y: pd.Series) -> None:
-    """Label each point with its policy; coinciding points share one label."""
+    """Label points with their policy; coinciding points share one label."""
     spots: dict[tuple[float, float], list[str]] = {}
     for pol in x.index:
         if math.isfinite(x[pol]) and math.isfinite(y[pol]):

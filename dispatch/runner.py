@@ -42,6 +42,7 @@ file system for results.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -68,10 +69,16 @@ __all__ = [
     "CellFailure",
     "aggregate",
     "cell_key",
+    "headline",
     "load_cells",
     "load_results",
+    "paired_results",
+    "paired_table",
+    "report_markdown",
+    "results_frame",
     "run_cell",
     "run_experiment",
+    "summarise_results",
     "summary_table",
 ]
 
@@ -90,11 +97,39 @@ class CellFailure(DispatchError):
 def cell_key(scenario: str, digest: str, policy: dict[str, Any], seed: int) -> str:
     """Stable file name of a cell: a hash of everything its result depends on."""
     payload = json.dumps(
-        {"scenario": scenario, "digest": digest, "policy": policy, "seed": int(seed)},
+        {
+            "scenario": scenario,
+            "digest": digest,
+            "policy": policy,
+            "seed": int(seed),
+            "artefacts": _artefact_fingerprints(policy),
+        },
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _artefact_fingerprints(policy: dict[str, Any]) -> dict[str, str]:
+    """Content hashes of model files a policy loads (``model``/``path`` params), so a
+    re-exported or retrained model at the same path never reuses old cached cells."""
+    if policy.get("train") is not None:
+        return {}  # a trained arm is identified by its training config instead
+    params = policy.get("params") or {}
+    out: dict[str, str] = {}
+    for name in ("model", "path"):
+        value = params.get(name)
+        if not isinstance(value, str):
+            continue
+        p = Path(value)
+        files = [p] if p.is_file() else sorted(p.glob("*.zip")) if p.is_dir() else []
+        for f in files:
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            out[str(f)] = h.hexdigest()[:16]
+    return out
 
 
 def _cell_specs(plan: ExperimentPlan, records: bool) -> list[dict[str, Any]]:
@@ -189,12 +224,35 @@ def run_cell(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
 
 
 def _limit_threads() -> None:
-    """One thread per worker for BLAS/OpenMP (and torch, if something imported it)."""
+    """One thread per worker for BLAS/OpenMP (and torch, if something imported it).
+
+    The variables take effect for libraries loaded after this call (torch, when a learned
+    policy first needs it); libraries already loaded are told directly where they can be.
+    """
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Processes started inside inherit one-thread settings; this process's are restored.
+
+    Spawned workers import numpy (and its BLAS) before any initializer runs, so the
+    variables must already be in the environment they start with.
+    """
+    saved = {var: os.environ.get(var) for var in _THREAD_VARS}
+    os.environ.update({var: "1" for var in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def _remote_cell(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -272,25 +330,32 @@ def _run_local(
 
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     todo = iter(specs)
+    broken = False  # a worker died (killed, out of memory): the pool takes no more work
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_limit_threads
     ) as pool:
         running: dict[Any, dict[str, Any]] = {}
         try:
-            _refill(running, todo, lambda s: pool.submit(run_cell, s), 2 * workers)
+            with _single_threaded_children():  # the pool starts its workers on these submits
+                _refill(running, todo, lambda s: pool.submit(run_cell, s), 2 * workers)
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     spec = running.pop(fut)
                     try:
                         cell, records = fut.result()
+                    except BrokenProcessPool as exc:
+                        broken = True
+                        fail(spec, exc)
                     except Exception as exc:  # noqa: BLE001
                         fail(spec, exc)
                     else:
                         store(cell, records)
-                _refill(running, todo, lambda s: pool.submit(run_cell, s), 2 * workers)
+                if not broken:
+                    _refill(running, todo, lambda s: pool.submit(run_cell, s), 2 * workers)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -419,6 +484,12 @@ def _train(plan: ExperimentPlan, run_dir: Path, progress: bool) -> dict[str, dic
 
 
 def _trained_model(pol: PolicyPlan, run_dir: Path, progress: bool) -> Path:
+    """The model folder of a ``train:`` policy, training it unless this run already did.
+
+    ``models/<label>.json`` records a finished training (with the training config's digest,
+    so an edited config trains again); a ``model.zip`` without that record is a training
+    that finished just before an interruption and is adopted as is.
+    """
     marker = run_dir / "models" / f"{pol.label}.json"
     if marker.exists():
         info = json.loads(marker.read_text())
@@ -433,10 +504,13 @@ def _trained_model(pol: PolicyPlan, run_dir: Path, progress: bool) -> Path:
             field="policies",
         ) from None
     target = run_dir / "models" / pol.label
-    if progress:
-        print(f"training '{pol.label}' from {pol.train} -> {target}", file=sys.stderr)
-    result = training.train(pol.train, out=target, overrides=pol.train_overrides or None)
-    model = Path(result) if isinstance(result, str | os.PathLike) else target
+    if (target / "model.zip").exists():
+        model = target  # trained before an interruption, the marker not yet written
+    else:
+        if progress:
+            print(f"training '{pol.label}' from {pol.train} -> {target}", file=sys.stderr)
+        result = training.train(pol.train, out=target, overrides=pol.train_overrides or None)
+        model = Path(result) if isinstance(result, str | os.PathLike) else target
     atomic_write_json(
         marker,
         {"model": str(model.resolve()), "train": pol.train, "train_digest": pol.train_digest},
@@ -536,21 +610,41 @@ def run_experiment(
                 _run_local(todo, min(n, len(todo)), store, fail)
     finally:
         bar.close()
-    if failures:
-        _report_failures(run_dir, failures, len(specs))
+    done = _done_keys(run_dir)
+    missing = sum(1 for spec in specs if spec["key"] not in done)
+    if failures or missing:
+        if not failures:  # pragma: no cover - every missing cell is stored or failed
+            raise CellFailure(f"{missing} cells have no result; rerun the same command")
+        _report_failures(run_dir, failures, len(specs), missing)
+    (run_dir / "failures.log").unlink(missing_ok=True)  # from an earlier, failed attempt
     aggregate(run_dir, plan, wall_seconds=time.perf_counter() - t0)
     return run_dir
 
 
+class _NoBar:
+    """Stands in for a progress bar when progress is off (no tqdm import, no output)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _progress_bar(total: int, initial: int, name: str, enabled: bool):
-    from tqdm.auto import tqdm
+    if not enabled:
+        return _NoBar()
+    import warnings
 
-    return tqdm(
-        total=total, initial=initial, desc=name, unit="cell", disable=not enabled, leave=True
-    )
+    with warnings.catch_warnings():  # tqdm.auto falls back to text bars without ipywidgets
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=name, unit="cell", leave=True)
 
 
-def _report_failures(run_dir: Path, failures: list, total: int) -> None:
+def _report_failures(run_dir: Path, failures: list, total: int, missing: int) -> None:
+    """Write the tracebacks to ``failures.log`` and raise one summarising line."""
     lines = []
     for spec, exc in failures:
         where = f"{spec['scenario']} / {spec['policy']} / seed {spec['seed']}"
@@ -558,11 +652,14 @@ def _report_failures(run_dir: Path, failures: list, total: int) -> None:
         lines.append(f"== {where} (cell {spec['key']})\n{tb}")
     atomic_write_text(run_dir / "failures.log", "\n".join(lines))
     spec, exc = failures[0]
+    not_run = missing - len(failures)
     raise CellFailure(
-        f"{len(failures)} of {total} cells failed, first {spec['scenario']} / {spec['policy']} "
-        f"/ seed {spec['seed']}: {type(exc).__name__}: {exc}. Tracebacks in "
-        f"{run_dir / 'failures.log'}; the other cells are saved, so rerunning the same "
-        "command retries only the failed ones"
+        f"{len(failures)} of {total} cells failed"
+        + (f" and {not_run} did not run" if not_run > 0 else "")
+        + f", first {spec['scenario']} / {spec['policy']} / seed {spec['seed']}: "
+        f"{type(exc).__name__}: {str(exc).rstrip('.')}. Tracebacks in "
+        f"{run_dir / 'failures.log'}; finished cells are saved, so rerunning the same "
+        "command runs only the missing ones"
     )
 
 
@@ -707,6 +804,8 @@ def _pm(mean: float, half: float) -> str:
 
 def _interval(mid: float, low: float, high: float) -> str:
     """``mid [low, high]`` rounded to the precision the interval supports."""
+    if all(math.isfinite(v) and abs(v) < 1e-12 for v in (mid, low, high)):
+        return "0 [0, 0]"  # equal up to floating-point summation noise
     d = _decimals((high - low) / 2.0) if math.isfinite(low) and math.isfinite(high) else None
     if d is None and math.isfinite(low) and low == high:
         d = _decimals(abs(mid)) if mid else 0
@@ -790,6 +889,9 @@ def headline(plan: ExperimentPlan, results: pd.DataFrame) -> list[str]:
             common = a.index.intersection(b.index)
             d = paired_difference(a[common].to_numpy(), b[common].to_numpy())
             role = "the baseline" if other == plan.baseline else "the runner-up"
+            if (a[common] == b[common]).all():
+                out.append(f"{text}; {role} **{other}** has the same cost on every seed.")
+                continue
             lo, hi = d["lower"], d["upper"]
             dd = _decimals((hi - lo) / 2.0) if math.isfinite(lo) else None
             rel = _percent(d["relative"])

@@ -12,7 +12,7 @@ from dispatch import experiment as exp_mod
 from dispatch.cli import app
 from dispatch.errors import ConfigError
 from dispatch.experiment import DEFAULT_METRICS, load_experiment
-from tests.conftest import scenario_path
+from tests.conftest import ROOT, scenario_path
 
 ECOM = str(scenario_path("ecommerce_day"))
 
@@ -108,19 +108,19 @@ BAD = {
         "scenarios.0.horizon",
         "greater than 0",
     ),
-    "unknown baseline": (dict(baseline="lifo"), "(top level)", "baseline 'lifo'"),
+    "unknown baseline": (dict(baseline="lifo"), "baseline", "'lifo' is not a policy label"),
     "duplicate labels": (
         dict(policies=[{"name": "fifo"}, {"name": "fifo"}]),
-        "(top level)",
+        "policies",
         "repeat",
     ),
     "unknown metric": (dict(metrics=["mean_wiat"]), "metrics.0", "did you mean 'mean_wait'"),
     "name and train": (
         dict(policies=[{"name": "fifo", "train": "x.yaml"}]),
         "policies.0",
-        "either 'name'",
+        "give either 'name'",
     ),
-    "repeated seeds": (dict(seeds=[1, 1]), "(top level)", "without repeats"),
+    "repeated seeds": (dict(seeds=[1, 1]), "seeds", "without repeats"),
 }
 
 
@@ -165,3 +165,23 @@ def test_bad_cli_flags(tmp_path):
     res = runner.invoke(app, ["run", str(path), "--out", str(out), "--address", "auto"])
     assert res.exit_code == 2 and "--address" in res.stderr
     assert not out.exists()
+
+
+def test_overrides_shrink_a_file_for_smoke_runs():
+    plan = load_experiment(
+        ROOT / "experiments" / "quickstart.yaml",
+        {"name": "smoke", "seeds": [7], "scenarios.0.overrides.horizon": 120},
+    )
+    assert (plan.name, plan.seeds) == ("smoke", [7])
+    assert plan.scenarios[0].scenario.horizon == 120
+    assert {"fifo", "priority"} <= set(plan.labels)
+
+
+def test_benchmark_file_names_its_training_configs():
+    cfg = yaml.safe_load((ROOT / "experiments" / "benchmark.yaml").read_text())
+    trains = {p["label"]: p["train"] for p in cfg["policies"] if "train" in p}
+    assert trains == {
+        "maskable_ppo": "train/maskable_ecommerce.yaml",
+        "hybrid": "train/batch_ecommerce.yaml",
+    }
+    assert cfg["seeds"]["count"] >= 10
