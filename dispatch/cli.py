@@ -156,6 +156,98 @@ def run(
     typer.echo(f"\nrun folder: {run_dir}")
 
 
+@app.command()
+@run_cli
+def train(
+    config: Annotated[
+        Path, typer.Argument(help="Training config YAML (see experiments/train/*.yaml).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder; default runs/<config name>-<timestamp>.")
+    ] = None,
+    timesteps: Annotated[
+        int | None, typer.Option(help="Override the config's n_timesteps.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Config override, dotted path: hyperparameters.n_steps=256, algo=ppo"
+        ),
+    ] = None,
+) -> None:
+    """Train a PPO / MaskablePPO dispatcher and write a run folder (model, stats, history)."""
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("stable_baselines3") is None:
+        raise ConfigError(
+            "training needs the learning extra: pip install -e '.[learn]'", field="train"
+        )
+    from dispatch.training import train as train_model
+
+    run_dir = train_model(
+        config,
+        out,
+        overrides=_parse_pairs(set_, "--set"),
+        timesteps=timesteps,
+        seed=seed,
+        quiet=False,
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    line = (
+        f"trained {summary['algo']} on {summary['scenario']} ({summary['env']}): "
+        f"{summary['n_timesteps']} steps in {summary['wall_seconds']:.1f} s"
+    )
+    best = summary.get("best_eval")
+    if best:
+        line += f"; best eval cost {best['mean_cost']:.4g} at {int(best['timesteps'])} steps"
+    typer.echo(line)
+    typer.echo(f"run folder: {run_dir}")
+
+
+@app.command()
+@run_cli
+def export(
+    source: Annotated[
+        Path, typer.Argument(help="Training run folder (dispatch train) or a model .zip in one.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Model file to write (.onnx); the sidecar goes to OUT.json.")
+    ],
+    format_: Annotated[
+        str, typer.Option("--format", help="onnx (default; runs with onnxruntime) or torchscript.")
+    ] = "onnx",
+    opset: Annotated[int, typer.Option(help="ONNX opset (14-20).")] = 17,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="Training scenario, for a model file outside a run folder."),
+    ] = None,
+    vecnormalize: Annotated[
+        Path | None,
+        typer.Option(help="VecNormalize statistics, if not saved next to the model."),
+    ] = None,
+) -> None:
+    """Export a trained dispatcher to ONNX (+ JSON sidecar) for production without torch."""
+    import importlib.util
+
+    if format_ not in ("onnx", "torchscript"):
+        raise ConfigError(f"must be onnx or torchscript, got '{format_}'", field="--format")
+    if not source.exists():
+        raise ConfigError("no such run folder or model file", source=str(source))
+    if importlib.util.find_spec("stable_baselines3") is None:
+        raise ConfigError(
+            "exporting needs the learning extra: pip install -e '.[learn]'", field="export"
+        )
+    from dispatch.export import export_model, file_sha256
+
+    path = export_model(
+        source, out, format=format_, opset=opset, scenario=scenario, vecnormalize=vecnormalize
+    )
+    typer.echo(f"exported {format_} model: {path} (sha256 {file_sha256(path)[:16]}...)")
+    typer.echo(f"sidecar: {path.with_name(path.name + '.json')}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 
