@@ -442,6 +442,7 @@ def train(
             files.append("best_model.zip")
         if (run_dir / "best_vecnormalize.pkl").exists():
             files.append("best_vecnormalize.pkl")
+    files += [d + "/" for d in ("checkpoints", "tb") if (run_dir / d).is_dir()]
     summary.update(
         status="completed",
         finished=_now_iso(),
