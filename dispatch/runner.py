@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -496,7 +497,7 @@ def _trained_model(pol: PolicyPlan, run_dir: Path, progress: bool) -> Path:
         if info.get("train_digest") == pol.train_digest and Path(info["model"]).exists():
             return Path(info["model"])
     try:
-        from dispatch import training
+        training = importlib.import_module("dispatch.training")
     except ImportError as exc:
         raise ConfigError(
             f"policy '{pol.label}' needs dispatch.training, which failed to import ({exc}); "
