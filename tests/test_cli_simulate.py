@@ -138,3 +138,17 @@ def test_missing_columns_and_empty_logs_are_clear(tmp_path: Path):
     (tmp_path / "log.csv").write_text("t,cls\n")
     res = run("simulate", str(tmp_path / "s.yaml"))
     assert res.exit_code == 2 and "no rows" in res.stderr
+
+
+def test_policies_command_lists_every_policy_and_readme_carries_them():
+    from dispatch.policies import list_policies
+    from tests.conftest import ROOT
+
+    res = run("policies")
+    assert res.exit_code == 0
+    names = [n for n, _, _ in list_policies()]
+    lines = res.stdout.splitlines()
+    assert [ln for ln in lines if not ln.startswith(" ")] == names
+    readme = (ROOT / "README.md").read_text()
+    for n in names:
+        assert f"| `{n}` |" in readme, f"README does not list policy {n}"
