@@ -63,8 +63,17 @@ class Policy:
         assert sim is not None
         out: list[tuple[Reviewer, int]] = []
         taken: dict[int, int] = {}
+        buckets = sim.buckets
         for r in reviewers:
-            cands = [b for b in sim.candidates(r, now) if sim.buckets[b].n - taken.get(b, 0) > 0]
+            capped = r.group.cap is not None and r.at_cap(now)
+            # A reviewer at its wellbeing cap gets a bucket someone else also draws from this
+            # epoch only if no severe task waits there (it would not know which task it gets).
+            cands = [
+                b
+                for b in sim.candidates(r, now)
+                if buckets[b].n - taken.get(b, 0) > 0
+                and not (capped and taken.get(b) and buckets[b].n_severe > 0)
+            ]
             if not cands:
                 continue
             b = self.select(r, cands, now)
