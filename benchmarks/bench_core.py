@@ -193,7 +193,7 @@ def main() -> None:
         print(
             f"scale: {s['tasks']:,.0f} tasks, {s['reviewers']} reviewers in {s['seconds']:.1f} s "
             f"({s['tasks_per_s']:,.0f}/s, target < 60 s), peak RSS {s['peak_rss_mb']:.0f} MB, "
-            f"traced peak {s['traced_peak_mb_quarter']:.0f} MB at 1/4 volume vs {s['traced_peak_mb_full']:.0f} MB at full"
+            f"traced peak {s['traced_peak_mb_quarter']:.0f} MB after 6 simulated hours vs {s['traced_peak_mb_full']:.0f} MB after 24 (4x the tasks)"
         )
     print(f"total {time.perf_counter() - t0:.0f} s")
     if args.json:
