@@ -401,6 +401,16 @@ class DeployedPolicy(Policy):
             self.mode = "batch"
             self.batch_interval = float(batch.get("interval", kw.get("interval", 5.0)))
             self.on_demand = bool(batch.get("on_demand", kw.get("on_demand", True)))
+            # Batch assigner the weights tilt (envs.batch_dispatch ``assigner``); for
+            # ``flow`` the simulation's epochs follow the flow policy, weights every interval.
+            self._kind = kw.get("assigner", "weighted")
+            self._update_interval = self.batch_interval
+            if self._kind != "weighted":
+                from dispatch.policies.learned import assigner_timing
+
+                self.batch_interval, self.on_demand = assigner_timing(
+                    self._kind, kw.get("assigner_params"), self.batch_interval, self.on_demand
+                )
 
     def bind(self, sim: Simulation, rng: np.random.Generator) -> None:
         super().bind(sim, rng)
@@ -432,9 +442,12 @@ class DeployedPolicy(Policy):
             )
         self._builder = builder
         if self.mode == "batch":
-            from dispatch.observation import WeightedAssigner
+            from dispatch.policies.learned import make_assigner
 
-            self._assigner = WeightedAssigner(sim)
+            kw = (self.dispatcher.sidecar.get("environment") or {}).get("kwargs") or {}
+            self._assigner = make_assigner(
+                sim, self._kind, kw.get("assigner_params"), kw.get("weight_scale", 1.0)
+            )
             self._schedule_epoch(0.0)
 
     # pull ---------------------------------------------------------------------------------------
@@ -464,7 +477,7 @@ class DeployedPolicy(Policy):
         if not np.all(np.isfinite(w)):  # pragma: no cover - the graph clips
             w = np.nan_to_num(w, nan=0.0, posinf=1.0, neginf=-1.0)
         self._assigner.set_weights(w)
-        nxt = now + self.batch_interval
+        nxt = now + self._update_interval
         if nxt < sim.horizon:
             self._schedule_epoch(nxt)
 

@@ -179,6 +179,13 @@ class TrainConfig(BaseModel):
     """Batch env only: minutes between the agent's decisions."""
     on_demand: bool = True
     """Batch env only: also assign when work or a reviewer becomes free."""
+    assigner: Literal["weighted", "flow"] = "weighted"
+    """Batch env only: ``weighted`` (WeightedAssigner) or ``flow`` (the flow policy's
+    min-cost flow with the weights as per-bucket value bonuses)."""
+    assigner_params: dict[str, Any] | None = None
+    """Batch env, ``assigner: flow`` only: flow policy parameters (default its defaults)."""
+    weight_scale: float = Field(default=1.0, gt=0)
+    """Batch env, ``assigner: flow`` only: value bonus (objective units) per unit weight."""
     n_envs: int = Field(default=1, ge=1)
     """Parallel environments."""
     vec_env: Literal["dummy", "subproc"] = "dummy"
@@ -220,6 +227,10 @@ class TrainConfig(BaseModel):
         if self.env == "batch":
             kw["interval"] = self.interval
             kw["on_demand"] = self.on_demand
+            if self.assigner != "weighted":  # default runs keep their env.json unchanged
+                kw["assigner"] = self.assigner
+                kw["assigner_params"] = self.assigner_params
+                kw["weight_scale"] = self.weight_scale
         return kw
 
 

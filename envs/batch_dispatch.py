@@ -15,6 +15,7 @@ from dispatch.metrics import SimResult
 from dispatch.objective import Objective
 from dispatch.observation import ObservationBuilder, WeightedAssigner
 from dispatch.policies.base import Policy
+from dispatch.policies.learned import FlowAssigner, assigner_timing, make_assigner
 from dispatch.scenario import Scenario
 from dispatch.simulator import Simulation
 from envs.audit_dispatch import RewardKind, _CostMixin, resolve_objective, resolve_scenario
@@ -34,17 +35,30 @@ class WeightedBatchPolicy(Policy):
     summary = "Batch assignment (min-cost flow) with per-bucket priority multipliers."
     mode = "batch"
 
-    def __init__(self, interval: float = 5.0, on_demand: bool = True):
+    def __init__(
+        self,
+        interval: float = 5.0,
+        on_demand: bool = True,
+        assigner: str = "weighted",
+        assigner_params: dict[str, Any] | None = None,
+        weight_scale: float = 1.0,
+    ):
         super().__init__()
         if not interval > 0:
             raise ConfigError(f"must be > 0, got {interval}", field="interval")
-        self.batch_interval = float(interval)
-        self.on_demand = bool(on_demand)
-        self.assigner: WeightedAssigner | None = None
+        self.kind = assigner
+        self.assigner_params = assigner_params
+        self.weight_scale = float(weight_scale)
+        # The simulation's epochs: the agent's interval for ``weighted``, the flow
+        # policy's own timing for ``flow`` (weights still change every ``interval``).
+        self.batch_interval, self.on_demand = assigner_timing(
+            assigner, assigner_params, interval, on_demand
+        )
+        self.assigner: WeightedAssigner | FlowAssigner | None = None
 
     def bind(self, sim, rng) -> None:
         super().bind(sim, rng)
-        self.assigner = WeightedAssigner(sim)
+        self.assigner = make_assigner(sim, self.kind, self.assigner_params, self.weight_scale)
 
     def set_weights(self, weights: np.ndarray) -> None:
         self.assigner.set_weights(weights)
@@ -53,7 +67,8 @@ class WeightedBatchPolicy(Policy):
         return self.assigner.assign(reviewers, now)
 
     def describe(self) -> str:
-        return f"{self.name}(interval={self.batch_interval}, on_demand={self.on_demand})"
+        extra = "" if self.kind == "weighted" else f", assigner={self.kind}"
+        return f"{self.name}(interval={self.batch_interval}, on_demand={self.on_demand}{extra})"
 
 
 def advance_to(sim: Simulation, t: float, integrate=None) -> None:
@@ -158,6 +173,17 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
     * ``reward_scale``: multiplies every reward (default 0.05).
     * ``interval``: minutes between the agent's decisions (default 5).
     * ``on_demand``: also assign when work or a reviewer becomes free (default True).
+    * ``assigner``: ``"weighted"`` (default; the :class:`WeightedAssigner` described above)
+      or ``"flow"``: each assignment is the ``flow`` policy's min-cost flow on its value
+      model (:mod:`dispatch.policies.batch_value`), with ``weight_scale x w_b`` added to the
+      value of every eligible column of bucket ``b`` (:class:`FlowAssigner`): all-zero
+      weights reproduce ``simulate(scenario, "flow", seed)`` exactly. The simulation's
+      epochs then follow the flow parameters (every minute and on demand by default), the
+      agent still acts every ``interval`` minutes; ``on_demand`` is ignored.
+    * ``assigner_params``: ``flow`` policy parameters (``FlowPolicy.Params``), default the
+      policy's defaults.
+    * ``weight_scale``: objective units per unit of weight for ``flow`` (default 1.0, one
+      SLA breach).
     * ``render_mode``: only ``None``.
 
     ## Info
@@ -182,6 +208,9 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
         reward: RewardKind = "objective",
         interval: float = 5.0,
         on_demand: bool = True,
+        assigner: str = "weighted",
+        assigner_params: dict[str, Any] | None = None,
+        weight_scale: float = 1.0,
         render_mode: str | None = None,
     ):
         if render_mode is not None:
@@ -205,7 +234,15 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
         self.reward_scale = float(reward_scale)
         self.interval = float(interval)
         self.on_demand = bool(on_demand)
-        probe = Simulation(self.scenario, WeightedBatchPolicy(self.interval, self.on_demand), 0)
+        assigner_timing(assigner, assigner_params, interval, on_demand)  # validates
+        if not (weight_scale > 0 and math.isfinite(weight_scale)):
+            raise ConfigError(
+                f"must be a positive number, got {weight_scale}", field="weight_scale"
+            )
+        self.assigner_kind = assigner
+        self.assigner_params = dict(assigner_params) if assigner_params else None
+        self.weight_scale = float(weight_scale)
+        probe = Simulation(self.scenario, self._make_policy(), 0)
         builder = ObservationBuilder(probe, "batch")
         self._names = builder.names()
         self._bucket_names = [b.name for b in probe.buckets]
@@ -220,6 +257,15 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
         self._last_cost = 0.0
         self._done = True
 
+    def _make_policy(self) -> WeightedBatchPolicy:
+        return WeightedBatchPolicy(
+            self.interval,
+            self.on_demand,
+            self.assigner_kind,
+            self.assigner_params,
+            self.weight_scale,
+        )
+
     def observation_names(self) -> list[str]:
         return list(self._names)
 
@@ -233,7 +279,7 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
         sim_seed = int(self.np_random.integers(0, 2**31 - 1))
         if options and options.get("sim_seed") is not None:
             sim_seed = int(options["sim_seed"])
-        self.policy = WeightedBatchPolicy(self.interval, self.on_demand)
+        self.policy = self._make_policy()
         sim = Simulation(self.scenario, self.policy, sim_seed)
         self.sim = sim
         self._builder = ObservationBuilder(sim, "batch")

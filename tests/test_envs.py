@@ -267,3 +267,24 @@ def test_vec_envs(vec):
         assert episodes >= 2  # auto-reset after the horizon
     finally:
         venv.close()
+
+
+def test_hybrid_flow_assigner_with_zero_weights_is_the_flow_policy():
+    """The hybrid on the flow value model: neutral weights reproduce `flow` exactly, and
+    the episode's rewards sum to minus the objective."""
+    from dispatch.scenario import load_scenario
+    from dispatch.simulator import simulate
+    from envs.batch_dispatch import BatchDispatchEnv
+
+    path = "experiments/scenarios/ecommerce_day.yaml"
+    env = BatchDispatchEnv(path, horizon=180, assigner="flow", reward_scale=1.0)
+    env.reset(seed=0, options={"sim_seed": 4})
+    total, done = 0.0, False
+    while not done:
+        _, r, term, trunc, _ = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+        total += r
+        done = term or trunc
+    scen = load_scenario(path, {"horizon": 180})
+    expected = simulate(scen, "flow", 4).overall["objective"]
+    assert env.last_result.overall["objective"] == expected
+    assert total == pytest.approx(-expected, rel=1e-9, abs=1e-6)

@@ -183,5 +183,8 @@ def test_benchmark_file_names_its_training_configs():
     assert trains == {
         "maskable_ppo": "train/maskable_ecommerce.yaml",
         "hybrid": "train/batch_ecommerce.yaml",
+        "hybrid_flow": "train/hybrid_flow_ecommerce.yaml",
     }
+    for path in trains.values():
+        assert (ROOT / "experiments" / path).exists()
     assert cfg["seeds"]["count"] >= 10

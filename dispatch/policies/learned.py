@@ -41,7 +41,91 @@ from dispatch.observation import ObservationBuilder, WeightedAssigner, layout_di
 from dispatch.policies.base import Policy
 from dispatch.policies.registry import register
 
-__all__ = ["LearnedPolicy", "load_bundle"]
+__all__ = [
+    "ASSIGNERS",
+    "FlowAssigner",
+    "LearnedPolicy",
+    "assigner_timing",
+    "load_bundle",
+    "make_assigner",
+]
+
+ASSIGNERS = ("weighted", "flow")
+"""Batch assigners the agent's per-bucket weights can tilt (env kwarg ``assigner``)."""
+
+
+class FlowAssigner:
+    """The ``flow`` policy's assignment with the agent's weights as per-bucket bonuses.
+
+    Each epoch is solved exactly as :class:`~dispatch.policies.solver_policies.FlowPolicy`
+    with parameters ``params`` does it (value model of :mod:`dispatch.policies.batch_value`,
+    bucketed min-cost flow, oldest-first realisation), except that the value of every
+    eligible (row, column) gets ``scale x w[bucket]`` added: with all weights 0 the
+    decisions are the ``flow`` policy's. Additive rather than multiplicative because most
+    values are negative (the expected wrong-decision cost dominates routine work), so a
+    multiplier would invert the meaning of a weight; ``scale`` is in objective units (1 = one
+    SLA breach), and the typical spread of values within a row is of that order.
+
+    The simulation's epochs follow the flow parameters (``interval``, default 1 minute, and
+    ``on_demand``), independently of how often the weights change.
+    """
+
+    def __init__(self, sim, params: dict[str, Any] | None = None, scale: float = 1.0):
+        from dispatch.policies.solver_policies import FlowPolicy
+
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ConfigError(f"must be a positive number, got {scale}", field="weight_scale")
+        bonus = np.zeros(len(sim.buckets))
+        self._bonus = bonus
+        self.scale = float(scale)
+
+        class _TiltedFlow(FlowPolicy):  # not registered: only used here
+            def build(self, reviewers, now):
+                ep = super().build(reviewers, now)
+                if ep.value.size and bonus.any():
+                    ep.value = np.where(ep.eligible, ep.value + bonus[ep.col_bucket], 0.0)
+                return ep
+
+        self.policy = _TiltedFlow(**(params or {}))
+        self.policy.bind(sim, sim.streams.policy)
+        self.greedy_calls = 0
+
+    @property
+    def solver_calls(self) -> int:
+        return int(self.policy.stats.get("solver_calls", 0))
+
+    def set_weights(self, weights: np.ndarray) -> None:
+        w = np.clip(np.asarray(weights, dtype=np.float64).reshape(self._bonus.shape), -1.0, 1.0)
+        self._bonus[:] = self.scale * w
+
+    def assign(self, reviewers: list[Reviewer], now: float) -> list[tuple[Reviewer, int]]:
+        return self.policy.assign(reviewers, now)
+
+
+def assigner_timing(
+    kind: str, params: dict[str, Any] | None, interval: float, on_demand: bool
+) -> tuple[float, bool]:
+    """(simulation epoch interval, on_demand) of a batch assigner: the agent's own for
+    ``weighted``, the flow policy's parameters for ``flow``."""
+    if kind == "weighted":
+        return float(interval), bool(on_demand)
+    if kind == "flow":
+        from dispatch.policies.solver_policies import FlowPolicy
+
+        p = FlowPolicy.Params(**(params or {}))
+        return float(p.interval), bool(p.on_demand)
+    raise ConfigError(f"must be one of {ASSIGNERS}, got {kind!r}", field="assigner")
+
+
+def make_assigner(
+    sim, kind: str = "weighted", params: dict[str, Any] | None = None, scale: float = 1.0
+):
+    """The batch assigner ``kind`` for ``sim`` (``set_weights`` / ``assign``)."""
+    if kind == "weighted":
+        return WeightedAssigner(sim)
+    if kind == "flow":
+        return FlowAssigner(sim, params, scale)
+    raise ConfigError(f"must be one of {ASSIGNERS}, got {kind!r}", field="assigner")
 
 
 class LearnedParams(BaseModel):
@@ -196,7 +280,8 @@ class LearnedPolicy(Policy):
         _locate(self.params.model, self.params.checkpoint)  # fail early, without torch
         self.bundle: Bundle | None = None
         self.builder: ObservationBuilder | None = None
-        self.assigner: WeightedAssigner | None = None
+        self.assigner: WeightedAssigner | FlowAssigner | None = None
+        self.update_interval = 5.0
 
     # -- binding ------------------------------------------------------------------------------
     def bind(self, sim, rng) -> None:
@@ -235,9 +320,14 @@ class LearnedPolicy(Policy):
             )
         if b.mode == "batch":
             kw = b.sidecar.get("env_kwargs", {})
-            self.batch_interval = float(kw.get("interval", 5.0))
-            self.on_demand = bool(kw.get("on_demand", True))
-            self.assigner = WeightedAssigner(sim)
+            kind = kw.get("assigner", "weighted")
+            self.update_interval = float(kw.get("interval", 5.0))
+            self.batch_interval, self.on_demand = assigner_timing(
+                kind, kw.get("assigner_params"), self.update_interval, kw.get("on_demand", True)
+            )
+            self.assigner = make_assigner(
+                sim, kind, kw.get("assigner_params"), kw.get("weight_scale", 1.0)
+            )
             # Weight updates at minute 0, interval, 2 interval, ...: each before every other
             # event of its instant (shift changes, the batch epoch), as in the environment.
             self._schedule_update(0.0)
@@ -305,7 +395,7 @@ class LearnedPolicy(Policy):
     def _on_update(self, _ev) -> None:
         sim = self.sim
         self.assigner.set_weights(self.weights())
-        nxt = sim.env.now + self.batch_interval
+        nxt = sim.env.now + self.update_interval
         if nxt < sim.horizon:
             self._schedule_update(nxt)
 
