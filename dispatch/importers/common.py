@@ -1,0 +1,221 @@
+"""Shared parsing helpers and constants for importing exports."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dispatch.errors import DataError
+
+#: Cell contents read as "no value" (compared after stripping and lower-casing).
+NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "nat", "null", "none"})
+
+_UNIT_TO_MINUTES = {"seconds": 1.0 / 60.0, "minutes": 1.0, "hours": 60.0}
+_NUMERIC_TIME_SCALE = {"unix_s": 1.0 / 60.0, "unix_ms": 1.0 / 60000.0, "minutes": 1.0}
+_CSV_SUFFIXES = (".csv", ".csv.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_GROUP_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-\.]")
+_HHMM = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_DAY = 1440.0
+
+# What the simulator does with a blank (or unmapped) task-log field.
+_TASK_DEFAULTS = {
+    "market": "drawn from the class market mix",
+    "risk": "drawn from the class risk model",
+    "reach": "drawn from the class reach model",
+    "severity": "drawn from the class severity model",
+    "label": "ground truth drawn from the risk score",
+    "handling_time": "drawn from the class handling-time model",
+}
+
+
+# ------------------------------------------------------------------------------------------
+# Reading files and cells
+# ------------------------------------------------------------------------------------------
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _show(value: Any) -> str:
+    """A cell value quoted for a one-line message, truncated if long."""
+    s = _one_line(str(value))
+    if len(s) > 40:
+        s = s[:37] + "..."
+    return repr(s)
+
+
+def _cell_error(fname: str, row: int, column: str, problem: str, fix: str) -> DataError:
+    return DataError(_one_line(f"{fname}: row {row}, column '{column}': {problem}; {fix}"))
+
+
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    """Read a CSV (every cell as text, so errors quote what the export really says) or
+    Parquet file (typed columns kept), with positional rows."""
+    fname = str(path)
+    lower = path.name.lower()
+    if not path.exists():
+        raise DataError(
+            f"{fname}: file not found; check {what} (relative paths are resolved from the "
+            f"scenario file's folder)"
+        )
+    try:
+        if lower.endswith(_CSV_SUFFIXES):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        elif lower.endswith(_PARQUET_SUFFIXES):
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(
+                f"{fname}: unsupported file type; use .csv, .csv.gz, .parquet or .pq (check {what})"
+            )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{fname}: no rows (the file is empty); export it again") from None
+    except DataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{fname}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the export as "
+            f"UTF-8 CSV"
+        ) from None
+    except Exception as exc:  # parser errors of pandas/pyarrow, decoding errors, ...
+        first = _one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise DataError(
+            f"{fname}: cannot read the file ({first}); check that it is a valid "
+            f"{'CSV' if lower.endswith(_CSV_SUFFIXES) else 'Parquet'} file"
+        ) from None
+    # Header cells padded with spaces are a classic spreadsheet artefact; nobody means them.
+    df.columns = [str(c).strip() for c in df.columns]
+    return df.reset_index(drop=True)
+
+
+def _file_sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _require_columns(df: pd.DataFrame, fname: str, wanted: Iterable[tuple[str, str]]) -> None:
+    """Every mapped column must exist; the message lists what the export does have."""
+    have = set(df.columns)
+    for fld, col in wanted:
+        if col not in have:
+            avail = ", ".join(repr(c) for c in df.columns)
+            raise DataError(
+                f"{fname}: column '{col}' (mapped as {fld}) not found; available columns: "
+                f"{avail}; fix the column mapping in the scenario or the export's header"
+            )
+
+
+def _is_text(series: pd.Series) -> bool:
+    return not (
+        pd.api.types.is_numeric_dtype(series)
+        or pd.api.types.is_bool_dtype(series)
+        or pd.api.types.is_datetime64_any_dtype(series)
+    )
+
+
+def _blank_mask(series: pd.Series) -> np.ndarray:
+    mask = series.isna().to_numpy(dtype=bool, copy=True)
+    if _is_text(series):
+        text = series.astype("string").str.strip().str.lower()
+        mask |= text.isin(list(NULL_TOKENS)).fillna(True).to_numpy(dtype=bool)
+    return mask
+
+
+def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+    """Cells as codes into their distinct texts (stripped); blanks map to ``None``.
+
+    Works on the distinct values only, so a million-row log with a handful of classes and
+    markets costs one factorisation, not a million string conversions.
+    """
+    blank = _blank_mask(series)
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (Parquet lists): one code per row
+        codes = np.arange(len(series))
+        uniques = series.to_numpy(dtype=object)
+    texts: list[str | None] = [_cell_str(u) for u in np.asarray(uniques, dtype=object)]
+    texts.append(None)  # code -1: missing
+    codes = np.where(blank, len(texts) - 1, np.where(codes < 0, len(texts) - 1, codes))
+    return codes, texts
+
+
+def _text(series: pd.Series) -> np.ndarray:
+    """Cells as stripped strings (object array); blanks are ``None``."""
+    codes, texts = _text_codes(series)
+    table = np.empty(len(texts), dtype=object)
+    table[:] = texts
+    return table[codes]
+
+
+def _cell_str(v: Any) -> str:
+    """One cell as text: ``1.0`` reads as ``'1'`` and ``True`` as ``'true'``, as in a CSV."""
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _numeric(
+    series: pd.Series,
+    fname: str,
+    column: str,
+    what: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    range_fix: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse a numeric column: (values with nan for blanks, blank mask); bad cells raise."""
+    blank = _blank_mask(series)
+    if pd.api.types.is_bool_dtype(series):
+        raise DataError(
+            f"{fname}: column '{column}' holds true/false values, not numbers ({what}); map "
+            f"the right column"
+        )
+    if _is_text(series):
+        src = series.astype("string").str.strip().mask(pd.Series(blank, index=series.index))
+    else:
+        src = series
+    vals = pd.to_numeric(src, errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
+    bad = ~blank & ~np.isfinite(vals)
+    if bad.any():
+        i = _first(bad)
+        raise _cell_error(
+            fname,
+            i + 1,
+            column,
+            f"{what} {_show(series.iloc[i])} is not a number",
+            "write a plain number such as 0.25 (no units or thousands separators)",
+        )
+    out_lo = np.zeros(len(vals), dtype=bool) if lo is None else ~blank & (vals < lo)
+    out_hi = np.zeros(len(vals), dtype=bool) if hi is None else ~blank & (vals > hi)
+    out = out_lo | out_hi
+    if out.any():
+        i = _first(out)
+        if lo is not None and hi is not None:
+            rng = f"out of range [{lo:g}, {hi:g}]"
+        else:
+            rng = f"below {lo:g}" if lo is not None else f"above {hi:g}"
+        raise _cell_error(
+            fname,
+            i + 1,
+            column,
+            f"{what} {_show(series.iloc[i])} is {rng}",
+            range_fix or "correct the value in the export",
+        )
+    vals[blank] = np.nan
+    return vals, blank
