@@ -52,26 +52,30 @@ if TYPE_CHECKING:
     from dispatch.simulator import Simulation
 
 
+#: Additive counters of a class; the overall figures are their sums.
+COUNTERS = (
+    "arrivals",
+    "completed",
+    "abandoned",
+    "started",
+    "waited",
+    "on_time",
+    "tp",
+    "fp",
+    "tn",
+    "fn",
+    "harm",
+    "violating_items",
+    "time_in_system",
+    "abandon_wait",
+    "late_in_system",
+)
+
+
 class ClassStats:
-    __slots__ = (
-        "arrivals",
-        "completed",
-        "abandoned",
-        "started",
-        "waited",
-        "on_time",
-        "tp",
-        "fp",
-        "tn",
-        "fn",
-        "harm",
-        "violating_items",
-        "wait",
-        "sojourn",
-        "time_in_system",
-        "abandon_wait",
-        "late_in_system",
-    )
+    """Counters and waiting-time histograms of one task class (or of all, summed)."""
+
+    __slots__ = (*COUNTERS, "wait", "sojourn")
 
     def __init__(self) -> None:
         self.arrivals = 0
@@ -408,22 +412,7 @@ class Collector:
     def _overall(self, per_class, in_sys, trunc_time, hours, window) -> dict[str, float]:
         tot = ClassStats()
         for cs in self.cls:
-            for k in (
-                "arrivals",
-                "completed",
-                "abandoned",
-                "started",
-                "waited",
-                "on_time",
-                "tp",
-                "fp",
-                "tn",
-                "fn",
-                "harm",
-                "violating_items",
-                "time_in_system",
-                "late_in_system",
-            ):
+            for k in COUNTERS:
                 setattr(tot, k, getattr(tot, k) + getattr(cs, k))
             _merge_hist(tot.wait, cs.wait)
             _merge_hist(tot.sojourn, cs.sojourn)
