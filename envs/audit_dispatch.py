@@ -99,6 +99,26 @@ class _CostMixin:
             return self._holding.total
         return self.objective.cost(result.overall)
 
+    def _configure(
+        self, scenario, objective, reward_scale, horizon, scenario_overrides, reward, render_mode
+    ) -> None:
+        """Validate and store the arguments both environments share."""
+        if render_mode is not None:
+            raise ConfigError("no render modes are supported", field="render_mode")
+        if reward not in ("objective", "holding_cost"):
+            raise ConfigError(
+                f"must be 'objective' or 'holding_cost', got {reward!r}", field="reward"
+            )
+        if not (reward_scale > 0 and math.isfinite(reward_scale)):
+            raise ConfigError(
+                f"must be a positive number, got {reward_scale}", field="reward_scale"
+            )
+        self.render_mode = render_mode
+        self.scenario = resolve_scenario(scenario, scenario_overrides, horizon)
+        self.objective = resolve_objective(objective)
+        self.reward_kind = reward
+        self.reward_scale = float(reward_scale)
+
     def _start_costs(self, sim: Simulation) -> None:
         self._last_cost = 0.0
         self._holding = HoldingCost(sim) if self.reward_kind == "holding_cost" else None
@@ -232,21 +252,9 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
         reward: RewardKind = "objective",
         render_mode: str | None = None,
     ):
-        if render_mode is not None:
-            raise ConfigError("no render modes are supported", field="render_mode")
-        if reward not in ("objective", "holding_cost"):
-            raise ConfigError(
-                f"must be 'objective' or 'holding_cost', got {reward!r}", field="reward"
-            )
-        if not (reward_scale > 0 and math.isfinite(reward_scale)):
-            raise ConfigError(
-                f"must be a positive number, got {reward_scale}", field="reward_scale"
-            )
-        self.render_mode = render_mode
-        self.scenario = resolve_scenario(scenario, scenario_overrides, horizon)
-        self.objective = resolve_objective(objective)
-        self.reward_kind = reward
-        self.reward_scale = float(reward_scale)
+        self._configure(
+            scenario, objective, reward_scale, horizon, scenario_overrides, reward, render_mode
+        )
         # A throw-away simulation fixes the bucket layout and the spaces.
         probe = Simulation(self.scenario, _External(), 0)
         self._builder = ObservationBuilder(probe, "pull")

@@ -18,7 +18,7 @@ from dispatch.policies.base import Policy
 from dispatch.policies.learned import FlowAssigner, assigner_timing, make_assigner
 from dispatch.scenario import Scenario
 from dispatch.simulator import Simulation
-from envs.audit_dispatch import RewardKind, _CostMixin, resolve_objective, resolve_scenario
+from envs.audit_dispatch import RewardKind, _CostMixin
 
 __all__ = ["BatchDispatchEnv", "WeightedBatchPolicy"]
 
@@ -213,25 +213,13 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
         weight_scale: float = 1.0,
         render_mode: str | None = None,
     ):
-        if render_mode is not None:
-            raise ConfigError("no render modes are supported", field="render_mode")
-        if reward not in ("objective", "holding_cost"):
-            raise ConfigError(
-                f"must be 'objective' or 'holding_cost', got {reward!r}", field="reward"
-            )
-        if not (reward_scale > 0 and math.isfinite(reward_scale)):
-            raise ConfigError(
-                f"must be a positive number, got {reward_scale}", field="reward_scale"
-            )
         if not (interval > 0 and math.isfinite(interval)):
             raise ConfigError(
                 f"must be a positive number of minutes, got {interval}", field="interval"
             )
-        self.render_mode = render_mode
-        self.scenario = resolve_scenario(scenario, scenario_overrides, horizon)
-        self.objective = resolve_objective(objective)
-        self.reward_kind = reward
-        self.reward_scale = float(reward_scale)
+        self._configure(
+            scenario, objective, reward_scale, horizon, scenario_overrides, reward, render_mode
+        )
         self.interval = float(interval)
         self.on_demand = bool(on_demand)
         assigner_timing(assigner, assigner_params, interval, on_demand)  # validates
