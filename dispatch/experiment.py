@@ -47,6 +47,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dispatch.errors import ConfigError
+from dispatch.io import find_file
 from dispatch.objective import Objective
 from dispatch.scenario import (
     Scenario,
@@ -427,17 +428,6 @@ def load_experiment(
     return ExperimentPlan(cfg, source, scenarios, policies, cfg.seed_list())
 
 
-def _find(path: str, base: Path | None) -> Path | None:
-    """A relative path next to the experiment file, else in the current directory."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return p if p.exists() else None
-    for root in ([base] if base is not None else []) + [Path.cwd()]:
-        if (root / p).exists():
-            return (root / p).resolve()
-    return None
-
-
 def _display_path(p: Path) -> str:
     """Relative to the current directory when below it (portable run folders)."""
     try:
@@ -454,7 +444,7 @@ def _not_found(path: str, base: Path | None) -> str:
 def _plan_scenario(
     i: int, spec: ScenarioSpec, source: str | None, base: Path | None
 ) -> ScenarioPlan:
-    found = _find(spec.path, base)
+    found = find_file(spec.path, base)
     if found is None:
         raise ConfigError(_not_found(spec.path, base), source=source, field=f"scenarios.{i}.path")
     raw = read_yaml(found)
@@ -491,7 +481,7 @@ def _plan_policy(i: int, spec: PolicySpec, source: str | None, base: Path | None
         assert spec.name is not None
         return PolicyPlan(spec.label, spec.name, dict(spec.params))
     where = f"policies.{i}.train"
-    found = _find(spec.train, base)
+    found = find_file(spec.train, base)
     if found is None:
         raise ConfigError(_not_found(spec.train, base), source=source, field=where)
     if importlib.util.find_spec(TRAINING_MODULE) is None:

@@ -18,6 +18,18 @@ def _publish(tmp: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def find_file(path: str, base: Path | None) -> Path | None:
+    """A relative path next to the config file that names it (``base``), else in the current
+    directory; an absolute path as is. ``None`` when it does not exist."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p if p.exists() else None
+    for root in ([base] if base is not None else []) + [Path.cwd()]:
+        if (root / p).exists():
+            return (root / p).resolve()
+    return None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dispatch.errors import ConfigError
+from dispatch.io import find_file
 from dispatch.objective import Objective
 from dispatch.scenario import apply_overrides, format_validation_error, read_yaml
 
@@ -234,16 +235,6 @@ class TrainConfig(BaseModel):
         return kw
 
 
-def _resolve(path: str, base: Path | None) -> Path | None:
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return p if p.exists() else None
-    for root in ([base] if base is not None else []) + [Path.cwd()]:
-        if (root / p).exists():
-            return (root / p).resolve()
-    return None
-
-
 def load_train_config(
     source: str | Path | dict[str, Any], overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
@@ -263,7 +254,7 @@ def load_train_config(
     except ValidationError as err:
         raise format_validation_error(err, source=where) from None
     _cross_check(cfg, where)
-    found = _resolve(cfg.scenario, base)
+    found = find_file(cfg.scenario, base)
     if found is None:
         raise ConfigError(
             f"scenario file '{cfg.scenario}' not found (looked next to the config file and in "

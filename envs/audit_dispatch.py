@@ -119,6 +119,22 @@ class _CostMixin:
         self.reward_kind = reward
         self.reward_scale = float(reward_scale)
 
+    def observation_names(self) -> list[str]:
+        """Feature names in observation order (for export sidecars)."""
+        return list(self._names)
+
+    def action_names(self) -> list[str]:
+        """Bucket names in action order."""
+        return list(self._bucket_names)
+
+    def _sim_seed(self, options: dict[str, Any] | None) -> int:
+        """The episode's simulation seed: from ``self.np_random``, or ``options["sim_seed"]``
+        to replay the day ``dispatch simulate --seed`` runs."""
+        drawn = int(self.np_random.integers(0, 2**31 - 1))  # drawn always: same stream
+        if options and options.get("sim_seed") is not None:
+            return int(options["sim_seed"])
+        return drawn
+
     def _start_costs(self, sim: Simulation) -> None:
         self._last_cost = 0.0
         self._holding = HoldingCost(sim) if self.reward_kind == "holding_cost" else None
@@ -272,21 +288,12 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
         self._last_cost = 0.0
         self._done = True
 
-    # -- names for export sidecars ------------------------------------------------------------
-    def observation_names(self) -> list[str]:
-        return list(self._names)
-
-    def action_names(self) -> list[str]:
-        return list(self._bucket_names)
-
     # -- Gymnasium API ------------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        sim_seed = int(self.np_random.integers(0, 2**31 - 1))
-        if options and options.get("sim_seed") is not None:
-            sim_seed = int(options["sim_seed"])
+        sim_seed = self._sim_seed(options)
         sim = Simulation(self.scenario, _External(), sim_seed)
         self.sim = sim
         self._builder = ObservationBuilder(sim, "pull")

@@ -254,19 +254,11 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
             self.weight_scale,
         )
 
-    def observation_names(self) -> list[str]:
-        return list(self._names)
-
-    def action_names(self) -> list[str]:
-        return list(self._bucket_names)
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        sim_seed = int(self.np_random.integers(0, 2**31 - 1))
-        if options and options.get("sim_seed") is not None:
-            sim_seed = int(options["sim_seed"])
+        sim_seed = self._sim_seed(options)
         self.policy = self._make_policy()
         sim = Simulation(self.scenario, self.policy, sim_seed)
         self.sim = sim

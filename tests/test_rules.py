@@ -81,13 +81,17 @@ def test_rules_respect_eligibility_and_caps(scen, rule, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = Simulation(scen, make_policy(rule), seed, record_tasks=True).run()
-    df = res.records
-    done = df[df.outcome == "completed"]
+    assert_eligible_and_within_caps(scen, res.records)
+
+
+def assert_eligible_and_within_caps(scen, records) -> None:
+    """Every completed task went to an eligible reviewer; no reviewer started more severe
+    tasks in any rolling hour than its wellbeing cap."""
+    done = records[records.outcome == "completed"]
     for row in done.itertuples():
         g = scen.reviewers[row.group_id]
         assert scen.classes[row.class_id].name in g.classes
         assert g.markets == "all" or scen.markets[row.market_id] in g.markets
-    # Wellbeing caps: severe tasks started by a reviewer within any rolling hour.
     for _rid, sub in done[done.severe].groupby("reviewer"):
         cap = scen.reviewers[int(sub.group_id.iloc[0])].wellbeing_cap
         if cap is None:

@@ -25,7 +25,7 @@ from dispatch.policies.batch_value import ValueParams, task_value, value_matrix
 from dispatch.scenario import load_scenario, scenario_from_dict
 from dispatch.simulator import Simulation, simulate
 from tests.conftest import scenario_path
-from tests.test_rules import random_scenarios
+from tests.test_rules import assert_eligible_and_within_caps, random_scenarios
 
 SOLVERS = ["flow", "lsa", "cpsat"]
 
@@ -103,19 +103,7 @@ def test_solvers_respect_eligibility_and_wellbeing_caps(scen, variant, seed):
         warnings.simplefilter("ignore")
         res = Simulation(scen, make_policy(name, **params), seed, record_tasks=True).run()
     assert res.overall["conservation_gap"] == 0
-    df = res.records
-    done = df[df.outcome == "completed"]
-    for row in done.itertuples():
-        g = scen.reviewers[row.group_id]
-        assert scen.classes[row.class_id].name in g.classes
-        assert g.markets == "all" or scen.markets[row.market_id] in g.markets
-    for _, sub in done[done.severe].groupby("reviewer"):
-        cap = scen.reviewers[int(sub.group_id.iloc[0])].wellbeing_cap
-        if cap is None:
-            continue
-        starts = np.sort(sub.start.to_numpy())
-        for i, t in enumerate(starts):
-            assert np.searchsorted(starts, t + 60.0, side="left") - i <= cap
+    assert_eligible_and_within_caps(scen, res.records)
 
 
 # -- the value model ---------------------------------------------------------------------------
