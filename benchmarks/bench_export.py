@@ -68,7 +68,8 @@ def make_run(folder: Path, obs: np.ndarray) -> Path:
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from dispatch.training import make_env, versions
+    from dispatch.provenance import LEARNING_PACKAGES, versions
+    from dispatch.training import make_env
 
     kwargs = {"scenario": str(SCENARIO), "horizon": 480.0}
     venv = VecNormalize(DummyVecEnv([lambda: make_env("pull", kwargs)]), norm_reward=False)
@@ -87,7 +88,7 @@ def make_run(folder: Path, obs: np.ndarray) -> Path:
         "normalize_obs": True,
     }
     (folder / "env.json").write_text(json.dumps(info))
-    (folder / "versions.json").write_text(json.dumps(versions()))
+    (folder / "versions.json").write_text(json.dumps(versions(LEARNING_PACKAGES)))
     return folder
 
 

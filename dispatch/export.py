@@ -85,11 +85,9 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import tempfile
 import warnings
 import zipfile
@@ -101,6 +99,7 @@ import numpy as np
 
 from dispatch.deploy import FORMAT_NAME, FORMAT_VERSION, sidecar_path
 from dispatch.errors import ConfigError, DispatchError
+from dispatch.provenance import LEARNING_PACKAGES, versions
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -451,23 +450,6 @@ def make_export_module(policy: Any, obs_norm: dict[str, Any] | None = None):
 
 
 # -- export ----------------------------------------------------------------------------------------
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in (
-        "dispatch",
-        "torch",
-        "stable-baselines3",
-        "sb3-contrib",
-        "gymnasium",
-        "numpy",
-        "onnx",
-        "onnxruntime",
-    ):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out[dist] = importlib.metadata.version(dist)
-    return out
-
-
 def _make_env(tm: TrainedModel):
     """The training environment, built only to read its names, spaces and scenario."""
     if tm.kind == "pull":
@@ -919,7 +901,10 @@ def export_model(
             "num_timesteps": int(getattr(tm.model, "num_timesteps", 0)),
             "summary": tm.summary or None,
         },
-        "versions": {"export": _versions(), "training": tm.run_versions or None},
+        "versions": {
+            "export": versions((*LEARNING_PACKAGES, "onnx", "onnxruntime")),
+            "training": tm.run_versions or None,
+        },
         "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     _atomic_write_bytes(out, data)

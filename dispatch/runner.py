@@ -48,8 +48,6 @@ import importlib
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -62,6 +60,7 @@ import yaml
 from dispatch.errors import ConfigError, DispatchError
 from dispatch.experiment import Experiment, ExperimentPlan, PolicyPlan, load_experiment
 from dispatch.io import atomic_write_frame, atomic_write_json, atomic_write_text
+from dispatch.provenance import EXPERIMENT_PACKAGES, versions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -445,35 +444,6 @@ def _prepare_run_dir(plan: ExperimentPlan, run_dir: Path) -> None:
     atomic_write_text(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
 
 
-def _versions() -> dict[str, Any]:
-    from importlib import metadata
-
-    import dispatch
-
-    out: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("numpy", "simpy", "ortools", "gymnasium", "pandas", "scipy", "pydantic"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    out["dispatch"] = dispatch.__version__
-    root = Path(dispatch.__file__).resolve().parent
-    out["git_revision"] = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    out["git_dirty"] = None if status is None else bool(status)
-    return out
-
-
-def _git(cwd: Path, *args: str) -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip()
-
-
 def _train(plan: ExperimentPlan, run_dir: Path, progress: bool) -> dict[str, dict[str, Any]]:
     """Train the ``train:`` policies (once per run folder); their runtime parameters."""
     extra: dict[str, dict[str, Any]] = {}
@@ -575,7 +545,7 @@ def run_experiment(
     plan = _resolve_plan(path_or_config)
     run_dir = Path(out) if out is not None else Path("runs") / plan.name
     _prepare_run_dir(plan, run_dir)
-    atomic_write_json(run_dir / "versions.json", _versions())
+    atomic_write_json(run_dir / "versions.json", versions(EXPERIMENT_PACKAGES))
     atomic_write_json(
         run_dir / "seeds.json",
         {

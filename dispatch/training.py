@@ -38,8 +38,6 @@ import csv
 import io
 import json
 import os
-import platform
-import subprocess
 import time
 from datetime import datetime
 from functools import partial
@@ -51,9 +49,10 @@ import yaml
 
 from dispatch.errors import ConfigError
 from dispatch.observation import layout_digest
+from dispatch.provenance import LEARNING_PACKAGES, versions
 from dispatch.train_config import ACTIVATIONS, TrainConfig, load_train_config
 
-__all__ = ["SeedCycle", "env_class", "make_env", "train", "versions"]
+__all__ = ["SeedCycle", "env_class", "make_env", "train"]
 
 EVAL_FIELDS = [
     "timesteps",
@@ -133,46 +132,6 @@ def _atomic_save_vecnormalize(vecnorm, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     vecnorm.save(str(tmp))
     os.replace(tmp, path)
-
-
-def _git_revision() -> tuple[str | None, bool | None]:
-    root = Path(__file__).resolve().parents[1]
-    if not (root / ".git").exists():
-        return None, None
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return rev or None, bool(dirty)
-
-
-def versions() -> dict[str, Any]:
-    """Versions of everything that shapes a trained model."""
-    from importlib import metadata
-
-    out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in ("torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy", "dispatch"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    rev, dirty = _git_revision()
-    out["git_revision"] = rev
-    out["git_dirty"] = dirty
-    return out
 
 
 def _lr_schedule(cfg: TrainConfig):
@@ -320,7 +279,9 @@ def train(
     probe = env_class(cfg.env)(**env_kwargs)
     run_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
-    _atomic_write_text(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
+    _atomic_write_text(
+        run_dir / "versions.json", json.dumps(versions(LEARNING_PACKAGES), indent=2) + "\n"
+    )
     sidecar = {
         "env": cfg.env,
         "algo": cfg.algo,
