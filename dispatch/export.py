@@ -82,12 +82,10 @@ export only runs you trust. The deployed side never unpickles anything.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
 import math
-import os
 import tempfile
 import warnings
 import zipfile
@@ -99,6 +97,7 @@ import numpy as np
 
 from dispatch.deploy import FORMAT_NAME, FORMAT_VERSION, sidecar_path
 from dispatch.errors import ConfigError, DispatchError
+from dispatch.io import atomic_write_bytes
 from dispatch.provenance import LEARNING_PACKAGES, versions
 
 __all__ = [
@@ -628,20 +627,6 @@ def _torchscript_bytes(mod, obs, mask, discrete: bool) -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder (ordinary permissions) and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
@@ -907,7 +892,7 @@ def export_model(
         },
         "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    _atomic_write_bytes(out, data)
+    atomic_write_bytes(out, data)
     text = json.dumps(_jsonable(sidecar), indent=2, sort_keys=False) + "\n"
-    _atomic_write_bytes(sidecar_path(out), text.encode())
+    atomic_write_bytes(sidecar_path(out), text.encode())
     return out

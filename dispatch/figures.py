@@ -108,11 +108,13 @@ def _slug(text: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from dispatch.io import atomic_path
+
     FigureCanvasAgg(fig)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
+    # A temporary name unique to this process and call, renamed when complete: a reader
+    # never sees half a PNG, and two processes drawing the same figure never collide.
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
     return path
 
 

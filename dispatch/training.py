@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import time
 from datetime import datetime
 from functools import partial
@@ -48,6 +47,7 @@ import gymnasium as gym
 import yaml
 
 from dispatch.errors import ConfigError
+from dispatch.io import atomic_path, atomic_write_bytes, atomic_write_text
 from dispatch.observation import layout_digest
 from dispatch.provenance import LEARNING_PACKAGES, versions
 from dispatch.train_config import ACTIVATIONS, TrainConfig, load_train_config
@@ -116,22 +116,16 @@ def make_env(kind: str, kwargs: dict[str, Any], sim_seeds: list[int] | None = No
 
 
 # -- small helpers ----------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _save_model(model, path: Path) -> None:
+    """``model.save`` into memory, then one atomic write (never half a model.zip)."""
+    buf = io.BytesIO()
+    model.save(buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
-def _atomic_save_model(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.zip")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_save_vecnormalize(vecnorm, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    vecnorm.save(str(tmp))
-    os.replace(tmp, path)
+def _save_vecnormalize(vecnorm, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        vecnorm.save(str(tmp))
 
 
 def _lr_schedule(cfg: TrainConfig):
@@ -216,10 +210,10 @@ def _eval_callback(maskable: bool, **kwargs):
                 _write_history(self.run_dir / "eval.csv", self.history)
                 if self.best_mean_reward > best_before:
                     self.best_row = row
-                    _atomic_save_model(self.model, self.run_dir / "best_model.zip")
+                    _save_model(self.model, self.run_dir / "best_model.zip")
                     vn = self.model.get_vec_normalize_env()
                     if vn is not None:
-                        _atomic_save_vecnormalize(vn, self.run_dir / "best_vecnormalize.pkl")
+                        _save_vecnormalize(vn, self.run_dir / "best_vecnormalize.pkl")
             return cont
 
     return RecordingEval(**kwargs)
@@ -231,7 +225,7 @@ def _write_history(path: Path, rows: list[dict[str, float]]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{r[k]:.6g}" if k != "timesteps" else int(r[k])) for k in EVAL_FIELDS})
-    _atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -278,8 +272,8 @@ def train(
     # folder is written or torch is imported.
     probe = env_class(cfg.env)(**env_kwargs)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
-    _atomic_write_text(
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
+    atomic_write_text(
         run_dir / "versions.json", json.dumps(versions(LEARNING_PACKAGES), indent=2) + "\n"
     )
     sidecar = {
@@ -292,9 +286,9 @@ def train(
         "action_names": probe.action_names(),
         "normalize_obs": cfg.normalize.obs,
     }
-    _atomic_write_text(run_dir / "env.json", json.dumps(sidecar, indent=2) + "\n")
+    atomic_write_text(run_dir / "env.json", json.dumps(sidecar, indent=2) + "\n")
     summary: dict[str, Any] = {"status": "running", "config": name, "started": _now_iso()}
-    _atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     import torch
 
@@ -388,14 +382,14 @@ def train(
         )
     except BaseException:
         summary.update(status="failed", wall_seconds=time.perf_counter() - t0)
-        _atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         venv.close()
         raise
     wall = time.perf_counter() - t0
-    _atomic_save_model(model, run_dir / "model.zip")
+    _save_model(model, run_dir / "model.zip")
     files = ["config.yaml", "versions.json", "env.json", "model.zip"]
     if isinstance(venv, VecNormalize):
-        _atomic_save_vecnormalize(venv, run_dir / "vecnormalize.pkl")
+        _save_vecnormalize(venv, run_dir / "vecnormalize.pkl")
         files.append("vecnormalize.pkl")
     if eval_cb is not None and eval_cb.history:
         files += ["eval.csv", "evaluations.npz"]
@@ -419,7 +413,7 @@ def train(
         best_eval=eval_cb.best_row if eval_cb is not None else None,
         files=files + ["summary.json"],
     )
-    _atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     venv.close()
     return run_dir
 
