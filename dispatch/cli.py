@@ -142,6 +142,14 @@ def run(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="If another run is writing to the same folder, wait for it (then resume) "
+            "instead of refusing.",
+        ),
+    ] = False,
 ) -> None:
     """Run an experiment grid (scenario x policy x seed); resumes an interrupted run."""
     import pandas as pd
@@ -149,7 +157,13 @@ def run(
     from dispatch.runner import run_experiment, summary_table
 
     run_dir = run_experiment(
-        experiment, out=out, workers=workers, backend=backend, address=address, progress=progress
+        experiment,
+        out=out,
+        workers=workers,
+        backend=backend,
+        address=address,
+        progress=progress,
+        wait=wait,
     )
     summary = pd.read_csv(run_dir / "summary.csv")
     typer.echo(summary_table(summary))

@@ -309,7 +309,7 @@ class Collector:
 
     # -- results ---------------------------------------------------------------------------
     def finish(self, now: float) -> SimResult:
-        from dispatch.objective import Objective
+        from dispatch.objective import score
 
         sim = self.sim
         window = sim.horizon - self.warmup
@@ -343,7 +343,7 @@ class Collector:
         severe = sum(r.severe_done for r in sim.reviewers)
         overall["severe_per_reviewer_hour"] = severe / util_den if util_den > 0 else math.nan
         overall["max_severe_in_hour"] = float(self.max_severe)
-        overall["objective"] = Objective().cost(overall)
+        score(overall)  # default weights; experiments re-score with theirs
         ts = dict(self.samples)
         ts = {k: list(v) for k, v in ts.items()}
         times = ts["time"]

@@ -62,3 +62,16 @@ class Objective(BaseModel):
             + self.false_enforcement * fp
             + self.abandoned * ab
         )
+
+
+def score(metrics: dict[str, float], objective: Objective | None = None) -> dict[str, float]:
+    """Set ``metrics["objective"]`` to ``objective``'s cost of ``metrics`` and return it.
+
+    The one place the reported ``objective`` is computed: the simulator's collector scores
+    a run with the default weights (``objective=None``), an experiment re-scores every cell
+    (overall and per class) with its own weights before anything is written, so a cell
+    file, the results table and the report always show the same number. ``metrics`` is
+    updated in place (an existing ``objective`` key keeps its position).
+    """
+    metrics["objective"] = (objective or Objective()).cost(metrics)
+    return metrics
