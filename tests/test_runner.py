@@ -101,6 +101,13 @@ def test_objective_uses_the_experiment_weights(tmp_path):
     )
     df = frame(run_dir)
     assert (df["objective"] == df["false_enforcements"]).all()
+    assert (df["live_stream.objective"] == df["live_stream.false_enforcements"]).all()
+    # One objective per run: the cell files carry the experiment's weights, too.
+    cells = [json.loads(p.read_text()) for p in cell_files(run_dir)]
+    (cell,) = [c for c in cells if c["policy"] == "fifo"]
+    assert cell["overall"]["objective"] == cell["overall"]["false_enforcements"]
+    for m in cell["per_class"].values():
+        assert m["objective"] == m["false_enforcements"]
 
 
 def test_resume_after_interruption_loses_and_duplicates_nothing(tmp_path, monkeypatch):
