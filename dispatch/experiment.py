@@ -25,7 +25,8 @@ Everything is checked by :func:`load_experiment` before anything is written: unk
 scenario files (loaded and validated with their overrides), policy names and parameters (each
 policy is built once and bound to each scenario), metric names, the baseline label, and, for
 ``train:`` entries, that the training module and the ``learned`` policy exist. Every problem
-is one :class:`~dispatch.errors.ConfigError` line naming the file, the field and the fix.
+is one :class:`~dispatch.errors.ConfigError` line naming the file, the field and the fix (the checks that ask other modules, metric
+names and policy parameters, live in :mod:`dispatch.experiment_checks`).
 
 Relative paths (scenario files, training configs) are looked up next to the experiment file
 first, then in the current directory, so both ``scenarios/x.yaml`` and
@@ -34,7 +35,6 @@ first, then in the current directory, so both ``scenarios/x.yaml`` and
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib.util
 import json
@@ -47,6 +47,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dispatch.errors import ConfigError
+from dispatch.experiment_checks import bare_message, check_metrics, check_policy, known_metrics
 from dispatch.io import find_file
 from dispatch.objective import Objective
 from dispatch.scenario import (
@@ -87,36 +88,9 @@ DEFAULT_METRICS: list[str] = [
     "utilisation",
 ]
 
-# Keys that only ``SimResult.overall`` has (see the table in dispatch.metrics).
-_OVERALL_ONLY = [
-    "utilisation",
-    "reviewer_hours",
-    "severe_per_reviewer_hour",
-    "max_severe_in_hour",
-    "littles_L",
-    "littles_lambda_W",
-    "littles_gap",
-    "abandon_wait_total",
-    "appeals",
-    "objective",
-]
-
 #: The policy registered by the learning modules: evaluated after a ``train:`` entry.
 LEARNED_POLICY = "learned"
 TRAINING_MODULE = "dispatch.training"
-
-
-def known_metrics() -> tuple[list[str], list[str]]:
-    """(overall metric keys, per-class metric keys) that a run reports.
-
-    The per-class keys come from the collector itself (evaluated on empty counters), so a
-    metric added to :mod:`dispatch.metrics` is selectable here without a second list.
-    """
-    from dispatch.metrics import ClassStats, Collector
-
-    per_class = list(Collector._class_metrics(ClassStats(), 0, 1.0, 1.0)) + ["objective"]
-    overall = list(dict.fromkeys([*per_class, *_OVERALL_ONLY]))
-    return overall, per_class
 
 
 # -- the file schema ---------------------------------------------------------------------------
@@ -400,13 +374,13 @@ def load_experiment(
             try:
                 data = apply_overrides(data, overrides)
             except ConfigError as exc:
-                raise ConfigError(_bare(exc), source=source, field="overrides") from None
+                raise ConfigError(bare_message(exc), source=source, field="overrides") from None
         try:
             cfg = Experiment.model_validate(data)
         except ValidationError as err:
             exc = format_validation_error(err, source)
             raise ConfigError(
-                _bare(exc).replace("Value error, ", ""), source=source, field=exc.field
+                bare_message(exc).replace("Value error, ", ""), source=source, field=exc.field
             ) from None
     _cross_check(cfg, source)
 
@@ -420,11 +394,11 @@ def load_experiment(
             field="scenarios",
         )
     policies = [_plan_policy(i, p, source, base) for i, p in enumerate(cfg.policies)]
-    _check_metrics(cfg.metrics, scenarios, source)
+    check_metrics(cfg.metrics, scenarios, source)
     if check_policies:
         for i, pol in enumerate(policies):
             if pol.train is None:
-                _check_policy(i, pol, scenarios, source)
+                check_policy(i, pol, scenarios, source)
     return ExperimentPlan(cfg, source, scenarios, policies, cfg.seed_list())
 
 
@@ -451,7 +425,9 @@ def _plan_scenario(
     try:
         data = apply_overrides(raw, spec.overrides)
     except ConfigError as exc:
-        raise ConfigError(_bare(exc), source=source, field=f"scenarios.{i}.overrides") from None
+        raise ConfigError(
+            bare_message(exc), source=source, field=f"scenarios.{i}.overrides"
+        ) from None
     data = {**data, "base_dir": str(found.parent)}
     try:
         with warnings.catch_warnings():
@@ -459,7 +435,7 @@ def _plan_scenario(
             scen = scenario_from_dict(dict(data), source=str(found))
     except ConfigError as exc:
         raise ConfigError(
-            f"{_bare(exc)} (in scenario {_display_path(found)}"
+            f"{bare_message(exc)} (in scenario {_display_path(found)}"
             + (" with the overrides given" if spec.overrides else "")
             + ")",
             source=source,
@@ -512,66 +488,3 @@ def _plan_policy(i: int, spec: PolicySpec, source: str | None, base: Path | None
         train_overrides=dict(spec.train_overrides),
         train_digest=digest,
     )
-
-
-def _bare(exc: ConfigError) -> str:
-    """The message of a ConfigError without its 'source: field ...:' prefix."""
-    text = str(exc)
-    for prefix in (f"{exc.source}: " if exc.source else None, f"field '{exc.field}': "):
-        if prefix and text.startswith(prefix):
-            text = text[len(prefix) :]
-    return text
-
-
-def _check_policy(
-    i: int, pol: PolicyPlan, scenarios: list[ScenarioPlan], source: str | None
-) -> None:
-    from dispatch.policies import make_policy
-    from dispatch.simulator import Simulation
-
-    try:
-        make_policy(pol.name, **pol.params)
-    except ConfigError as exc:
-        if exc.field == "policy":  # unknown name
-            raise ConfigError(_bare(exc), source=source, field=f"policies.{i}.name") from None
-        loc = (exc.field or "").split(": ", 1)[-1]
-        raise ConfigError(
-            f"{_bare(exc)} of policy '{pol.name}'; `dispatch policies` lists its parameters",
-            source=source,
-            field=f"policies.{i}.params" + (f".{loc}" if loc else ""),
-        ) from None
-    for scen in scenarios:
-        try:  # binding checks parameters against the scenario (e.g. class names)
-            Simulation(scen.scenario, make_policy(pol.name, **pol.params), 0)
-        except ConfigError as exc:
-            raise ConfigError(
-                f"{_bare(exc)} (policy '{pol.label}' on scenario '{scen.name}')",
-                source=source,
-                field=f"policies.{i}.params",
-            ) from None
-
-
-def _check_metrics(metrics: list[str], scenarios: list[ScenarioPlan], source: str | None) -> None:
-    overall, per_class = known_metrics()
-    classes = {c.name for s in scenarios for c in s.scenario.classes}
-    for j, m in enumerate(metrics):
-        where = f"metrics.{j}"
-        if "." in m:
-            cls, key = m.split(".", 1)
-            if cls not in classes:
-                raise ConfigError(
-                    f"'{m}': no class '{cls}' in the scenarios; use CLASS.METRIC with one of "
-                    f"{sorted(classes)}",
-                    source=source,
-                    field=where,
-                )
-            if key not in per_class:
-                raise ConfigError(_unknown_metric(m, key, per_class), source=source, field=where)
-        elif m not in overall:
-            raise ConfigError(_unknown_metric(m, m, overall), source=source, field=where)
-
-
-def _unknown_metric(full: str, key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"unknown metric '{full}'; {hint}see the table in dispatch/metrics.py"
