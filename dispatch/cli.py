@@ -239,8 +239,18 @@ def export(
     ] = None,
     vecnormalize: Annotated[
         Path | None,
-        typer.Option(help="VecNormalize statistics, if not saved next to the model."),
+        typer.Option(
+            help="Normalisation statistics (.vecnormalize.json), if not saved next to the model."
+        ),
     ] = None,
+    trust_model: Annotated[
+        bool,
+        typer.Option(
+            "--trust-model",
+            help="Allow a model that needs unpickling (a file from elsewhere; runs code it "
+            "holds). Only for files whose source you trust.",
+        ),
+    ] = False,
 ) -> None:
     """Export a trained dispatcher to ONNX (+ JSON sidecar) for production without torch."""
     import importlib.util
@@ -256,7 +266,13 @@ def export(
     from dispatch.export import export_model, file_sha256
 
     path = export_model(
-        source, out, format=format_, opset=opset, scenario=scenario, vecnormalize=vecnormalize
+        source,
+        out,
+        format=format_,
+        opset=opset,
+        scenario=scenario,
+        vecnormalize=vecnormalize,
+        trust=trust_model,
     )
     typer.echo(f"exported {format_} model: {path} (sha256 {file_sha256(path)[:16]}...)")
     typer.echo(f"sidecar: {path.with_name(path.name + '.json')}")

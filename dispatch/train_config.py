@@ -37,6 +37,7 @@ __all__ = [
     "PolicyKwargs",
     "TrainConfig",
     "load_train_config",
+    "sb3_policy_kwargs",
 ]
 
 _CFG = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -233,6 +234,26 @@ class TrainConfig(BaseModel):
                 kw["assigner_params"] = self.assigner_params
                 kw["weight_scale"] = self.weight_scale
         return kw
+
+
+def sb3_policy_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The ``policy_kwargs`` stable-baselines3 gets for ``cfg`` (imports ``torch.nn``).
+
+    Training builds its model with them, and :mod:`dispatch.artifacts` rebuilds a trained
+    policy with them, so the two never disagree.
+    """
+    import torch.nn as nn
+
+    pk = cfg.policy_kwargs
+    arch = pk.net_arch if isinstance(pk.net_arch, list) else pk.net_arch.model_dump()
+    out: dict[str, Any] = {
+        "net_arch": arch,
+        "activation_fn": getattr(nn, ACTIVATIONS[pk.activation_fn]),
+        "ortho_init": pk.ortho_init,
+    }
+    if cfg.env == "batch":
+        out["log_std_init"] = pk.log_std_init
+    return out
 
 
 def load_train_config(

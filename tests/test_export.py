@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import subprocess
 import sys
 import textwrap
@@ -33,6 +32,7 @@ pytest.importorskip("onnxruntime")
 import torch  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from dispatch.artifacts import NormStats  # noqa: E402
 from dispatch.cli import app  # noqa: E402
 from dispatch.deploy import (  # noqa: E402
     DeployedDispatcher,
@@ -136,14 +136,13 @@ def _load(run: Path):
 
     algo = json.loads((run / "env.json").read_text())["algo"]
     cls = MaskablePPO if algo == "maskable_ppo" else PPO
-    model = cls.load(str(run / "model.zip"), device="cpu")
-    vn_file = run / "vecnormalize.pkl"
-    vn = pickle.loads(vn_file.read_bytes()) if vn_file.exists() else None
-    return model, vn
+    model = cls.load(str(run / "model.zip"), device="cpu")  # oracle: SB3's own loader
+    stats = run / "model.vecnormalize.json"
+    return model, (NormStats.load(stats) if stats.exists() else None)
 
 
 def _norm(vn, obs):
-    return vn.normalize_obs(obs) if vn is not None else obs
+    return vn.normalize(obs) if vn is not None else obs
 
 
 def _logits(model, obs_n: np.ndarray) -> np.ndarray:
@@ -464,10 +463,10 @@ def test_sidecar_documents_the_model(run_of, exported):
     assert meta["actions"]["names"] == env.action_names()
     assert meta["inputs"]["action_mask"]["dtype"] == "bool"
     assert "candidates" in meta["mask"]["semantics"]
-    vn = pickle.loads((run / "vecnormalize.pkl").read_bytes())
+    vn = NormStats.load(run / "model.vecnormalize.json")
     norm = meta["normalization"]
     assert norm["enabled"] and norm["in_graph"]
-    assert np.allclose(norm["mean"], vn.obs_rms.mean) and np.allclose(norm["var"], vn.obs_rms.var)
+    assert np.allclose(norm["mean"], vn.mean) and np.allclose(norm["var"], vn.var)
     assert norm["clip_obs"] == vn.clip_obs and norm["epsilon"] == vn.epsilon
     assert meta["scenario"]["digest"] == env.scenario.digest()
     assert meta["scenario"]["layout_digest"] == layout_digest(env.scenario)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,19 @@ def _train(tmp_path_factory, name: str, *extra: str) -> Path:
     assert res.exit_code == 0, res.output
     assert f"run folder: {out}" in res.output
     return out
+
+
+def _vecnormalize(run: Path, scen, batch: bool = False):
+    """A VecNormalize wrapper holding the run's JSON statistics (SB3 normalises, not us)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from dispatch.artifacts import NormStats
+    from envs.audit_dispatch import AuditDispatchEnv
+    from envs.batch_dispatch import BatchDispatchEnv
+
+    cls = BatchDispatchEnv if batch else AuditDispatchEnv
+    vn = VecNormalize(DummyVecEnv([lambda: cls(scen)]), training=False)
+    return NormStats.load(run / "model.vecnormalize.json").restore(vn)
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +75,15 @@ def test_maskable_run_folder(maskable_run: Path):
         "versions.json",
         "env.json",
         "model.zip",
-        "vecnormalize.pkl",
+        "model.vecnormalize.json",
         "best_model.zip",
-        "best_vecnormalize.pkl",
+        "best_model.vecnormalize.json",
         "eval.csv",
         "summary.json",
     ]:
         assert f in names, f
     assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
+    assert not [n for n in names if n.endswith(".pkl")]  # nothing that needs unpickling
     summary = json.loads((maskable_run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["n_timesteps"] == 256
     assert summary["algo"] == "maskable_ppo" and summary["best_eval"]["mean_cost"] > 0
@@ -101,9 +114,9 @@ def test_learned_pull_policy_matches_env_rollout(maskable_run: Path):
     assert r1.overall == r2.overall  # deterministic, run folder == its model.zip
     assert r1.policy.startswith("learned(")
     # The policy rebuilds the env's observation (and VecNormalize) exactly: same day.
+    # Oracle: stable-baselines3's own loader (on our own file) and VecNormalize itself.
     model = MaskablePPO.load(maskable_run / "model.zip", device="cpu")
-    with open(maskable_run / "vecnormalize.pkl", "rb") as fh:
-        vn = pickle.load(fh)
+    vn = _vecnormalize(maskable_run, scen)
     env = AuditDispatchEnv(scen, reward="holding_cost")
     obs, _ = env.reset(options={"sim_seed": 5})
     done = False
@@ -128,15 +141,14 @@ def test_ppo_batch_run_and_policy(ppo_batch_run: Path):
 
     summary = json.loads((ppo_batch_run / "summary.json").read_text())
     assert summary["algo"] == "ppo" and summary["env"] == "batch"
-    assert (ppo_batch_run / "vecnormalize.pkl").exists()
+    assert (ppo_batch_run / "model.vecnormalize.json").exists()
     assert not (ppo_batch_run / "eval.csv").exists()
     scen = load_scenario(CMU, {"horizon": 300})
     r1 = simulate(scen, "learned", 2, model=str(ppo_batch_run))
     r2 = simulate(scen, "learned", 2, model=str(ppo_batch_run))
     assert r1.overall == r2.overall
     model = PPO.load(ppo_batch_run / "model.zip", device="cpu")
-    with open(ppo_batch_run / "vecnormalize.pkl", "rb") as fh:
-        vn = pickle.load(fh)
+    vn = _vecnormalize(ppo_batch_run, scen, batch=True)
     env = BatchDispatchEnv(scen, reward="holding_cost", interval=10)
     obs, _ = env.reset(options={"sim_seed": 2})
     done = False

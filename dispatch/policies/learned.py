@@ -1,10 +1,12 @@
 """The ``learned`` policy: a model trained by ``dispatch train``, run like any rule.
 
 ``dispatch simulate SCENARIO --policy learned -p model=runs/RUN`` (or ``model=.../model.zip``)
-loads the stable-baselines3 / sb3-contrib model, rebuilds exactly the observation the
-training environment produced (:class:`dispatch.observation.ObservationBuilder`, shared with
-the environments), applies the saved ``VecNormalize`` observation statistics by hand (mean,
-variance, epsilon, clip from ``vecnormalize.pkl`` in the same run folder) and answers:
+loads the stable-baselines3 / sb3-contrib policy without unpickling anything
+(:func:`dispatch.artifacts.load_model`; ``-p trust=true`` allows SB3's pickle-based loading
+for a model from elsewhere that needs it), rebuilds exactly the observation the training
+environment produced (:class:`dispatch.observation.ObservationBuilder`, shared with the
+environments), applies the saved ``VecNormalize`` observation statistics by hand (mean,
+variance, epsilon, clip from the JSON statistics next to the model file) and answers:
 
 * pull models (``env: pull``): :meth:`LearnedPolicy.select` scores the candidate buckets
   with the policy network and takes the best valid one (invalid buckets are masked, as
@@ -24,9 +26,7 @@ sets ``torch.set_num_threads(1)`` (single-sample inference gains nothing from th
 
 from __future__ import annotations
 
-import json
 import math
-import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from dispatch.artifacts import load_model, locate
 from dispatch.errors import ConfigError
 from dispatch.model import Reviewer
 from dispatch.observation import ObservationBuilder, WeightedAssigner, layout_digest
@@ -136,6 +137,9 @@ class LearnedParams(BaseModel):
     """Take the most likely action (true) or sample from the policy (false)."""
     checkpoint: Literal["final", "best"] = "final"
     """With a run folder: the final model.zip or the best evaluated best_model.zip."""
+    trust: bool = False
+    """Allow loading a model that needs unpickling (a file from elsewhere: runs code it
+    holds). Only for files whose source you trust; `dispatch train` models never need it."""
 
 
 @dataclass
@@ -153,114 +157,37 @@ class Bundle:
     n_actions: int
 
 
-_CACHE: dict[tuple[str, float], Bundle] = {}
+_CACHE: dict[tuple[str, float, bool], Bundle] = {}
+_FIELD = "policy learned: model"
 
 
-def _locate(model: str, checkpoint: str) -> tuple[Path, Path | None]:
-    """(model zip, its VecNormalize pickle if any) from a run folder or zip path."""
-    p = Path(model).expanduser()
-    if p.is_dir():
-        name = "model.zip" if checkpoint == "final" else "best_model.zip"
-        zpath = p / name
-        if not zpath.exists():
-            raise ConfigError(
-                f"no {name} in {p}; is it a run folder written by `dispatch train`"
-                + (" with evaluation on?" if checkpoint == "best" else "?"),
-                field="policy learned: model",
-            )
-    elif p.exists():
-        zpath = p
-    else:
-        raise ConfigError(
-            f"no run folder or model file at '{model}'", field="policy learned: model"
-        )
-    stem = zpath.name.removesuffix(".zip")
-    stats_name = (
-        "vecnormalize.pkl" if stem == "model" else f"{stem.removesuffix('_model')}_vecnormalize.pkl"
-    )
-    if stem.startswith("model_") and stem.endswith("_steps"):  # CheckpointCallback naming
-        stats_name = f"model_vecnormalize_{stem.removeprefix('model_')}.pkl"
-    stats = zpath.parent / stats_name
-    return zpath, (stats if stats.exists() else None)
+def _locate(model: str, checkpoint: str) -> Path:
+    """The model file of a run folder or a model path (cheap: reads only JSON/YAML)."""
+    return locate(model, checkpoint, field=_FIELD).model
 
 
-def load_bundle(model: str, checkpoint: str = "final") -> Bundle:
+def load_bundle(model: str, checkpoint: str = "final", trust: bool = False) -> Bundle:
     """Load (or fetch from the cache) a trained model and its observation setup."""
-    zpath, stats = _locate(model, checkpoint)
-    key = (str(zpath.resolve()), zpath.stat().st_mtime)
+    run = locate(model, checkpoint, field=_FIELD)
+    zpath = run.model
+    key = (str(zpath.resolve()), zpath.stat().st_mtime, bool(trust))
     if key in _CACHE:
         return _CACHE[key]
     import torch
 
     torch.set_num_threads(1)
-    sidecar: dict[str, Any] = {}
-    for folder in (zpath.parent, zpath.parent.parent):  # run folder, or its checkpoints/
-        side = folder / "env.json"
-        if side.exists():
-            sidecar = json.loads(side.read_text())
-            break
-    if stats is not None and not sidecar:
-        raise ConfigError(
-            f"{stats} is a pickle outside a `dispatch train` run folder (no env.json next to "
-            "it); refusing to load it. Keep models in their run folders",
-            field="policy learned: model",
-        )
-    algo = sidecar.get("algo")
-    model_obj = None
-    errors = []
-    classes = ["maskable_ppo", "ppo"] if algo == "maskable_ppo" else ["ppo", "maskable_ppo"]
-    for name in classes:
-        try:
-            if name == "ppo":
-                from stable_baselines3 import PPO as Algo
-            else:
-                from sb3_contrib import MaskablePPO as Algo
-            model_obj = Algo.load(str(zpath), device="cpu")
-            break
-        except Exception as exc:  # try the other algorithm class
-            errors.append(f"{name}: {exc}")
-    if model_obj is None:
-        raise ConfigError(
-            f"cannot load {zpath} as a PPO or MaskablePPO model ({'; '.join(errors)})",
-            field="policy learned: model",
-        )
-    from gymnasium import spaces
-
-    action_space = model_obj.action_space
-    obs_space = model_obj.observation_space
-    if isinstance(action_space, spaces.Discrete):
-        mode, n_actions = "pull", int(action_space.n)
-    elif isinstance(action_space, spaces.Box):
-        mode, n_actions = "batch", int(np.prod(action_space.shape))
-    else:
-        raise ConfigError(f"unsupported action space {action_space}", field="policy learned: model")
-    if sidecar.get("env") not in (None, mode):
-        raise ConfigError(
-            f"env.json says env {sidecar.get('env')} but the model acts like {mode}",
-            field="policy learned: model",
-        )
-    mean = std = None
-    clip = math.inf
-    if stats is not None:
-        # Our own run folder's VecNormalize pickle (never load one from elsewhere).
-        with stats.open("rb") as fh:
-            vn = pickle.load(fh)
-        if getattr(vn, "norm_obs", False):
-            mean = np.asarray(vn.obs_rms.mean, dtype=np.float64)
-            std = np.sqrt(np.asarray(vn.obs_rms.var, dtype=np.float64) + vn.epsilon)
-            clip = float(vn.clip_obs)
-    policy = model_obj.policy
-    policy.set_training_mode(False)
+    lm = load_model(run, trust=trust, field=_FIELD, trust_flag="-p trust=true")
+    norm = lm.obs_norm
     bundle = Bundle(
         path=zpath,
-        policy=policy,
-        mode=mode,
-        sidecar=sidecar,
-        obs_mean=mean,
-        obs_std=std,
-        clip_obs=clip,
-        n_obs=int(np.prod(obs_space.shape)),
-        n_actions=n_actions,
+        policy=lm.policy,
+        mode=lm.kind,
+        sidecar=run.env,
+        obs_mean=norm.mean if norm is not None else None,
+        obs_std=np.sqrt(norm.var + norm.epsilon) if norm is not None else None,
+        clip_obs=norm.clip_obs if norm is not None else math.inf,
+        n_obs=int(np.prod(lm.observation_space.shape)),
+        n_actions=int(lm.action_space.n) if lm.kind == "pull" else int(lm.action_space.shape[0]),
     )
     _CACHE[key] = bundle
     return bundle
@@ -286,7 +213,7 @@ class LearnedPolicy(Policy):
     # -- binding ------------------------------------------------------------------------------
     def bind(self, sim, rng) -> None:
         super().bind(sim, rng)
-        b = load_bundle(self.params.model, self.params.checkpoint)
+        b = load_bundle(self.params.model, self.params.checkpoint, self.params.trust)
         self.bundle = b
         self.mode = b.mode
         names = [bk.name for bk in sim.buckets]
