@@ -491,6 +491,7 @@ def test_policy_refuses_another_scenario_layout(exported):
     from dispatch.simulator import Simulation
 
     pol = make_policy("onnx", path=str(exported("maskable")))
+    assert type(pol).__module__ == "dispatch.policies.onnx"  # dispatchers live in policies/
     with pytest.raises(ConfigError, match="exported for scenario 'ecommerce_day'"):
         Simulation(load_scenario(CMU), pol, 0)
     with pytest.raises(ConfigError, match="model file not found"):

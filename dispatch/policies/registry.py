@@ -32,7 +32,7 @@ def _load_builtin() -> None:
         "dispatch.policies.rules",
         "dispatch.policies.solver_policies",
         "dispatch.policies.learned",
-        "dispatch.deploy",
+        "dispatch.policies.onnx",
     ):
         try:
             importlib.import_module(mod)
