@@ -5,8 +5,8 @@ environment with random valid actions:
 
 1. single-decision latency, ``DeployedDispatcher.decide(obs, mask)`` (input validation
    included), p50 / p99 / mean over ``--calls`` calls (target: p99 < 1 ms), next to the raw
-   ``InferenceSession.run`` and to SB3 ``model.predict(vecnorm.normalize_obs(obs),
-   action_masks=mask, deterministic=True)``;
+   ``InferenceSession.run`` and to the SB3 policy's ``predict(normalize(obs),
+   action_masks=mask, deterministic=True)`` (``model.predict`` delegates to it);
 2. batched decisions per second, ``decide_batch`` on batches of ``--batch`` rows (target:
    >= 50,000 decisions/s), next to SB3 ``predict`` on the same batches;
 3. end to end: one simulated day under the ``onnx`` policy and under the ``learned``
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
 import tempfile
 import time
@@ -64,10 +63,11 @@ def record(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_run(folder: Path, obs: np.ndarray) -> Path:
-    """A run folder as `dispatch train` writes it: model.zip, vecnormalize.pkl, env.json."""
+    """A run folder as `dispatch train` writes it: model.zip, its JSON statistics, env.json."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+    from dispatch.artifacts import NormStats, norm_file, space_to_json
     from dispatch.provenance import LEARNING_PACKAGES, versions
     from dispatch.training import make_env
 
@@ -77,7 +77,7 @@ def make_run(folder: Path, obs: np.ndarray) -> Path:
     model = MaskablePPO("MlpPolicy", venv, policy_kwargs={"net_arch": [64, 64]}, seed=0)
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.zip")
-    venv.save(str(folder / "vecnormalize.pkl"))
+    NormStats.from_vecnormalize(venv).save(norm_file(folder / "model.zip"))
     env = venv.venv.envs[0].unwrapped
     info = {
         "env": "pull",
@@ -86,6 +86,8 @@ def make_run(folder: Path, obs: np.ndarray) -> Path:
         "observation_names": env.observation_names(),
         "action_names": env.action_names(),
         "normalize_obs": True,
+        "observation_space": space_to_json(env.observation_space),
+        "action_space": space_to_json(env.action_space),
     }
     (folder / "env.json").write_text(json.dumps(info))
     (folder / "versions.json").write_text(json.dumps(versions(LEARNING_PACKAGES)))
@@ -175,16 +177,14 @@ def main(argv: list[str] | None = None) -> int:
         run = args.run if args.run is not None else make_run(Path(tmp) / "run", obs)
         onnx_path = export_model(run, Path(tmp) / "dispatcher.onnx")
         tm = load_trained(run)
-        model = tm.model
-        vn_file = run / "vecnormalize.pkl"
-        vn = pickle.loads(vn_file.read_bytes()) if vn_file.exists() else None
-        norm = vn.normalize_obs if vn is not None else (lambda x: x)
+        policy = tm.policy
+        norm = tm.obs_norm.normalize if tm.obs_norm is not None else (lambda x: x)
         maskable = tm.algorithm == "MaskablePPO"
 
         def sb3(o, m):
             if maskable:
-                return model.predict(norm(o), action_masks=m, deterministic=True)
-            return model.predict(norm(o), deterministic=True)
+                return policy.predict(norm(o), action_masks=m, deterministic=True)
+            return policy.predict(norm(o), deterministic=True)
 
         d = DeployedDispatcher(onnx_path)
         sess = d._session
