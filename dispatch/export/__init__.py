@@ -147,15 +147,7 @@ def export_model(
     against the PyTorch module on random inputs. ``trust`` allows a model that needs
     unpickling (see :mod:`dispatch.artifacts`; only for files you trust).
     """
-    if format not in ("onnx", "torchscript"):
-        raise ConfigError(f"must be 'onnx' or 'torchscript', got {format!r}", field="format")
-    if format == "onnx" and not (MIN_OPSET <= int(opset) <= MAX_OPSET):
-        raise ConfigError(
-            f"opset {opset} is not supported; choose {MIN_OPSET}-{MAX_OPSET}", field="opset"
-        )
-    out = Path(out_path)
-    if out.exists() and out.is_dir():
-        raise ConfigError("is a folder; give the model file to write", source=str(out))
+    out = _check_target(Path(out_path), format, opset)
     import torch
 
     torch.set_num_threads(1)
@@ -189,4 +181,17 @@ def export_model(
     sidecar = build_sidecar(tm, out, data, format, int(opset))
     atomic_write_bytes(out, data)
     atomic_write_bytes(sidecar_path(out), (json.dumps(sidecar, indent=2) + "\n").encode())
+    return out
+
+
+def _check_target(out: Path, fmt: str, opset: int) -> Path:
+    """Refuse a bad format, opset or output path before loading anything."""
+    if fmt not in ("onnx", "torchscript"):
+        raise ConfigError(f"must be 'onnx' or 'torchscript', got {fmt!r}", field="format")
+    if fmt == "onnx" and not (MIN_OPSET <= int(opset) <= MAX_OPSET):
+        raise ConfigError(
+            f"opset {opset} is not supported; choose {MIN_OPSET}-{MAX_OPSET}", field="opset"
+        )
+    if out.exists() and out.is_dir():
+        raise ConfigError("is a folder; give the model file to write", source=str(out))
     return out

@@ -148,12 +148,7 @@ def run_experiment(
     CellFailure
         Some cells raised. Every other cell is saved; rerunning retries only the failed.
     """
-    if backend not in ("local", "ray"):
-        raise ConfigError(f"unknown backend '{backend}'; use local or ray", field="--backend")
-    if address and backend != "ray":
-        raise ConfigError("--address only applies with --backend ray", field="--address")
-    if workers is not None and workers < 1:
-        raise ConfigError("must be at least 1", field="--workers")
+    _check_options(workers, backend, address)
     plan = _resolve_plan(path_or_config)
     run_dir = Path(out) if out is not None else Path("runs") / plan.name
     if run_dir.exists() and not run_dir.is_dir():
@@ -173,6 +168,15 @@ def run_experiment(
         _run_cells(plan, run_dir, extra, workers, backend, address, progress)
         aggregate(run_dir, plan, wall_seconds=time.perf_counter() - t0)
     return run_dir
+
+
+def _check_options(workers: int | None, backend: str, address: str | None) -> None:
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"unknown backend '{backend}'; use local or ray", field="--backend")
+    if address and backend != "ray":
+        raise ConfigError("--address only applies with --backend ray", field="--address")
+    if workers is not None and workers < 1:
+        raise ConfigError("must be at least 1", field="--workers")
 
 
 def _say_waiting(holder: str) -> None:

@@ -189,24 +189,12 @@ def headline(plan: ExperimentPlan, results: pd.DataFrame) -> list[str]:
     return out
 
 
-def report_markdown(
-    plan: ExperimentPlan,
-    results: pd.DataFrame,
-    summary: pd.DataFrame,
-    paired: pd.DataFrame,
-    figures: dict[str, list[Path]],
-    run_dir: Path,
-    wall_seconds: float | None = None,
-    cell_seconds: float | None = None,
-) -> str:
-    """The run's ``report.md``: headline, configuration, tables, figures."""
+def _configuration(
+    plan: ExperimentPlan, n_results: int, wall_seconds: float | None, cell_seconds: float | None
+) -> list[str]:
+    """The report's configuration section: scenarios, policies, seeds, weights, cells."""
     cfg = plan.config
-    lines = [f"# Experiment: {cfg.name}", ""]
-    if cfg.description:
-        lines += [cfg.description.strip(), ""]
-    lines += ["## Headline", "", *(f"- {h}" for h in headline(plan, results)), ""]
-    lines += ["Lower objective is better (cost in the units of `dispatch.objective`).", ""]
-    lines += ["## Configuration", ""]
+    lines = ["## Configuration", ""]
     for s in plan.scenarios:
         ov = f" with overrides `{json.dumps(s.overrides)}`" if s.overrides else ""
         lines.append(f"- scenario **{s.name}**: `{s.path}`{ov} (digest `{s.digest}`)")
@@ -230,7 +218,27 @@ def report_markdown(
         timing = f"; this invocation took {wall_seconds:.1f} s"
     if cell_seconds:
         timing += f", {cell_seconds:.1f} s of simulation in all"
-    lines += [f"- cells: {n_cells} ({len(results)} with results){timing}", ""]
+    return lines + [f"- cells: {n_cells} ({n_results} with results){timing}", ""]
+
+
+def report_markdown(
+    plan: ExperimentPlan,
+    results: pd.DataFrame,
+    summary: pd.DataFrame,
+    paired: pd.DataFrame,
+    figures: dict[str, list[Path]],
+    run_dir: Path,
+    wall_seconds: float | None = None,
+    cell_seconds: float | None = None,
+) -> str:
+    """The run's ``report.md``: headline, configuration, tables, figures."""
+    cfg = plan.config
+    lines = [f"# Experiment: {cfg.name}", ""]
+    if cfg.description:
+        lines += [cfg.description.strip(), ""]
+    lines += ["## Headline", "", *(f"- {h}" for h in headline(plan, results)), ""]
+    lines += ["Lower objective is better (cost in the units of `dispatch.objective`).", ""]
+    lines += _configuration(plan, len(results), wall_seconds, cell_seconds)
     lines += [
         "## Summary (mean ± 95% CI half-width over seeds)",
         "",
