@@ -28,6 +28,12 @@ def _publish(tmp: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def publish(tmp: str | Path, path: Path) -> None:
+    """Atomically move a finished file that a library wrote under a temporary name (in
+    ``path``'s folder) onto ``path``."""
+    _publish(str(tmp), Path(path))
+
+
 def find_file(path: str, base: Path | None) -> Path | None:
     """A relative path next to the config file that names it (``base``), else in the current
     directory; an absolute path as is. ``None`` when it does not exist."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from dispatch.artifacts import BEST_MODEL_FILE, NormStats, checkpoint_file, norm_file
-from dispatch.io import atomic_write_bytes, atomic_write_text
+from dispatch.io import atomic_write_bytes, atomic_write_text, publish
 
 __all__ = ["EVAL_FIELDS", "checkpoint_callback", "eval_callback", "save_model"]
 
@@ -66,7 +67,10 @@ def eval_callback(maskable: bool, **kwargs):
 
     class RecordingEval(Base):
         def __init__(self, *args, run_dir: Path, reward_scale: float, **kw):
-            super().__init__(*args, **kw)
+            super().__init__(*args, log_path=str(run_dir), **kw)
+            # SB3 writes its history with np.savez in place; write it under a name of this
+            # process and publish it atomically as evaluations.npz (see _on_step).
+            self.log_path = str(run_dir / f".evaluations.{os.getpid()}")
             self.run_dir = run_dir
             self.reward_scale = reward_scale
             self.history: list[dict[str, float]] = []
@@ -92,6 +96,7 @@ def eval_callback(maskable: bool, **kwargs):
             n_before = len(self.evaluations_timesteps)
             cont = super()._on_step()
             if len(self.evaluations_timesteps) > n_before:
+                publish(self.log_path + ".npz", self.run_dir / "evaluations.npz")
                 rewards = np.asarray(self.evaluations_results[-1], dtype=float)
                 lengths = np.asarray(self.evaluations_length[-1], dtype=float)
                 costs = np.asarray(self._costs[: len(rewards)], dtype=float)

@@ -6,25 +6,26 @@
 :func:`learn` and :func:`write` (the final model and summary). One self-describing run
 folder comes out (names: :mod:`dispatch.artifacts`):
 
-==============================  ==============================================================
-file                            content
-==============================  ==============================================================
-``config.yaml``                 the resolved config (defaults filled in, absolute scenario path)
-``versions.json``               python, torch, stable-baselines3, sb3-contrib, gymnasium, numpy,
-                                dispatch, git revision (and whether the tree was dirty)
-``env.json``                    how to rebuild the observation and the model: env kind and
-                                arguments, algo, observation and action names and spaces,
-                                scenario digest (ignoring horizon and warm-up; export sidecar)
-``model.zip``                   the final model (``PPO`` / ``MaskablePPO`` ``.save``)
-``model.vecnormalize.json``     its VecNormalize statistics (with ``normalize.obs/reward``)
-``best_model.zip``              the best model on the evaluation seeds (with evaluation on),
-``best_model.vecnormalize.json``  and its statistics
-``eval.csv``                    evaluation history: timesteps, mean/std reward, mean/std cost
-``evaluations.npz``             the same, as EvalCallback records it (per-episode rewards)
-``summary.json``                status (running, completed, failed with the error),
-                                timesteps, wall time, final and best evaluation, files
-``checkpoints/``, ``tb/``       snapshots ``model_N_steps.zip`` (+ statistics), TensorBoard
-==============================  ==============================================================
+================================  ============================================================
+file                              content
+================================  ============================================================
+``config.yaml``                   the resolved config (defaults filled in, absolute scenario
+                                  path)
+``versions.json``                 python, torch, stable-baselines3, sb3-contrib, gymnasium,
+                                  numpy, dispatch, git revision (and whether it was dirty)
+``env.json``                      how to rebuild the observation and the model: env kind and
+                                  arguments, algo, observation and action names and spaces,
+                                  scenario digest (ignoring horizon and warm-up)
+``model.zip``                     the final model (``PPO`` / ``MaskablePPO`` ``.save``)
+``model.vecnormalize.json``       its VecNormalize statistics (with ``normalize.obs/reward``)
+``best_model.zip``                the best model on the evaluation seeds (evaluation on) ...
+``best_model.vecnormalize.json``  ... and its statistics
+``eval.csv``                      evaluation history: timesteps, mean/std reward and cost
+``evaluations.npz``               the same, as EvalCallback records it (per-episode rewards)
+``summary.json``                  status (running, completed, failed with the error),
+                                  timesteps, wall time, final and best evaluation, files
+``checkpoints/``, ``tb/``         snapshots ``model_N_steps.zip`` (+ statistics), TensorBoard
+================================  ============================================================
 
 Files are written to a temporary name and renamed (:mod:`dispatch.io`), so a crash never
 leaves a half-written model behind. Nothing in the folder needs unpickling to be used:
@@ -292,8 +293,7 @@ def _add_callbacks(session: TrainingSession) -> None:
             deterministic=cfg.eval.deterministic,
             verbose=0,
             warn=False,
-            log_path=str(run_dir),  # evaluations.npz, SB3's own record of the history
-            run_dir=run_dir,
+            run_dir=run_dir,  # evaluations.npz there: SB3's own record of the history
             reward_scale=session.probe.reward_scale,
         )
         session.callbacks.append(session.eval_cb)
