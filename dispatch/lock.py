@@ -53,6 +53,12 @@ def _try_lock(fd: int, block: bool) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
         except BlockingIOError:
             return False
+        except OSError as exc:  # e.g. a file system without locks
+            raise ConfigError(
+                f"cannot lock the run folder ({exc.strerror}); choose an --out on a local "
+                "file system",
+                field="--out",
+            ) from None
         return True
     while True:  # pragma: no cover - Windows
         try:
@@ -117,10 +123,16 @@ class FolderLock:
         ``wait`` (then block until it is free, calling ``on_wait`` once with the holder)."""
         if self._fd is not None:
             raise RuntimeError("lock already held by this object")
-        self.folder.mkdir(parents=True, exist_ok=True)
         told = False
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create {self.path} ({exc.strerror}); choose a writable --out",
+                    field="--out",
+                ) from None
             try:
                 got = _try_lock(fd, block=False)
                 if not got:

@@ -174,7 +174,7 @@ def test_two_processes_drawing_the_same_figure_never_collide(tmp_path):
     figure (two runs, or a run and a notebook) each publish a complete PNG."""
     target = tmp_path / "figures" / "metric.png"
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_save_figures, args=(str(target), 25)) for _ in range(2)]
+    procs = [ctx.Process(target=_save_figures, args=(str(target), 15)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
