@@ -125,7 +125,7 @@ class NormalizeConfig(BaseModel):
 
     model_config = _CFG
     obs: bool = False
-    """Normalise observations with running mean/variance (saved as vecnormalize.pkl)."""
+    """Normalise observations with running mean/variance (saved as model.vecnormalize.json)."""
     reward: bool = False
     """Scale rewards by a running estimate of the discounted return's std."""
     clip_obs: float = Field(default=10.0, gt=0)
