@@ -76,7 +76,10 @@ def simulate(
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder for metrics.json, timeseries.csv and (with --records) tasks."),
+        typer.Option(
+            help="Folder for metrics.json, timeseries.csv, (with --records) tasks.parquet and "
+            "(with a data: section) import_report.json/.txt."
+        ),
     ] = None,
     records: Annotated[
         bool, typer.Option(help="Keep per-task records (Parquet in --out).")
@@ -88,6 +91,14 @@ def simulate(
         list[str] | None,
         typer.Option("--set", help="Scenario override, dotted path: classes.live_stream.sla=5"),
     ] = None,
+    import_report: Annotated[
+        bool,
+        typer.Option(
+            "--import-report/--no-import-report",
+            help="Print the import report of a scenario's data: section on stderr "
+            "(--out always saves it).",
+        ),
+    ] = True,
 ) -> None:
     """Simulate one scenario under one policy and print the metrics."""
     from dispatch.policies import make_policy
@@ -97,11 +108,22 @@ def simulate(
 
     scen = load_scenario(scenario, _parse_pairs(set_, "--set"))
     pol = make_policy(policy, **_parse_pairs(param, "--param"))
-    result = Simulation(scen, pol, seed, record_tasks=records).run()
+    data = None
+    if scen.data.task_logs or scen.data.rosters:
+        from dispatch.importers import resolve_data
+
+        scen, data = resolve_data(scen)
+        if import_report:
+            typer.echo(data.report.summary(), err=True)
+    result = Simulation(scen, pol, seed, record_tasks=records, data=data).run()
     if out is not None:
         from dispatch.io import write_simulation_outputs
 
         write_simulation_outputs(result, out)
+        if data is not None:
+            from dispatch.importers import write_import_report
+
+            write_import_report(data.report, out)
     if json_out:
         sys.stdout.write(result.to_json() + "\n")
     else:
