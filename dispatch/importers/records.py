@@ -225,7 +225,11 @@ class ImportReport:
     def to_dict(self) -> dict[str, Any]:
         """Every entry as plain JSON-able data (the saved ``import_report.json``)."""
         return {
-            "files": [asdict(f) for f in self.files],
+            "files": [
+                asdict(f)
+                | {"columns_used": list(f.columns_used), "columns_ignored": list(f.columns_ignored)}
+                for f in self.files
+            ],
             "defaults": [asdict(d) | {"text": str(d)} for d in self.defaults],
             "mappings": [asdict(m) for m in self.mappings],
             "transforms": [asdict(t) for t in self.transforms],
