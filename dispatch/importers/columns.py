@@ -31,7 +31,6 @@ from dispatch.importers.common import (
     _text_codes,
 )
 from dispatch.importers.records import ImportReport, LoadedFile, TransformApplied
-from dispatch.scenario import Scenario
 from dispatch.transforms import apply_transforms
 
 _TRANSFORM_HINT = (
@@ -54,10 +53,9 @@ class ExportTable:
 
     @classmethod
     def read(
-        cls, scen: Scenario, spec: _ExportFile, where: str, report: ImportReport, what: str
+        cls, path: Path, spec: _ExportFile, where: str, report: ImportReport, what: str
     ) -> ExportTable:
-        """Read ``spec.path``; an empty file is an error naming what to do."""
-        path = scen.resolve_path(spec.path)
+        """Read ``path`` (``spec.path`` resolved); an empty file is an error saying what to do."""
         df = _read_table(path, f"{where}.path")
         if len(df) == 0:
             raise DataError(f"{path}: no rows; export the {what} again or remove it from {where}")

@@ -27,6 +27,8 @@ from dispatch.errors import ConfigError, DataError
 from dispatch.importers.records import ImportReport, ValueMapping
 
 _NOT_WORD = re.compile(r"[^0-9A-Za-z]+")
+#: What the scenario accepts as a class name (TaskClass.name).
+CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LISTED = 10  # unknown names shown in one message
 
 
@@ -78,12 +80,18 @@ class Where:
 
 def map_class_labels(
     seen: dict[str, Seen],
-    known: list[str],
+    known: list[str] | None,
     class_map: dict[str, str],
     where: Where,
     report: ImportReport,
 ) -> dict[str, str]:
-    """Label -> class name for every label in ``seen``; unknown labels raise all at once."""
+    """Label -> class name for every label in ``seen``; unknown labels raise all at once.
+
+    ``known`` is ``None`` when the data defines the classes (``dispatch calibrate``): every
+    label becomes a class, named by class_map, as it is (if a valid name) or its safe name.
+    """
+    if known is None:
+        return _name_new_classes(seen, class_map, where, report)
     bad_targets = sorted({v for v in class_map.values() if v not in known})
     if bad_targets:
         raise ConfigError(
@@ -112,6 +120,37 @@ def map_class_labels(
             f"{where.fname}: column '{where.column}': {len(unknown)} unknown class label"
             f"{'s' if len(unknown) > 1 else ''}: {', '.join(shown)}{_more(unknown)}; add classes "
             f"with these names to the scenario or map the labels in class_map (classes: {known})"
+        )
+    _refuse_collisions(out, how, where)
+    _report(out, how, seen, where, report)
+    _note_unused_keys(class_map, seen, "class_map", where, report)
+    return out
+
+
+def _name_new_classes(
+    seen: dict[str, Seen], class_map: dict[str, str], where: Where, report: ImportReport
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    how: dict[str, str] = {}
+    for label in seen:
+        if label in class_map:
+            out[label], how[label] = class_map[label], "class_map"
+        elif CLASS_NAME.match(label):
+            out[label] = label
+        elif safe_name(label):
+            out[label], how[label] = safe_name(label), "safe name"
+        else:
+            raise DataError(
+                f"{where.fname}: column '{where.column}': class label {label!r} (row "
+                f"{seen[label].first_row}) has no letters or digits to make a name from; map "
+                f"it in class_map"
+            )
+    bad = sorted({v for v in out.values() if not CLASS_NAME.match(v)})
+    if bad:
+        raise ConfigError(
+            f"maps labels to {bad}, which are not valid class names (letters, digits and _, "
+            f"not starting with a digit)",
+            field=f"{where.spec_field}.class_map",
         )
     _refuse_collisions(out, how, where)
     _report(out, how, seen, where, report)

@@ -56,7 +56,7 @@ def read_roster(
     """Read one roster; ``markets`` is ``None`` with ``markets: from_data``."""
     where = f"data.rosters.{idx}"
     default_classes = _check_config(scen, spec, where)
-    table = ExportTable.read(scen, spec, where, report, "roster")
+    table = ExportTable.read(scen.resolve_path(spec.path), spec, where, report, "roster")
     cols = spec.columns
     table.require(cols.mapped())
     if markets == ["all"] and cols.markets is not None:

@@ -6,19 +6,18 @@ import numpy as np
 import pandas as pd
 
 from dispatch.dataspec import ColumnSpec
-from dispatch.errors import ConfigError, DataError
+from dispatch.errors import ConfigError
 from dispatch.importers.columns import ExportTable
 from dispatch.importers.common import (
     _NUMERIC_TIME_SCALE,
     _TASK_DEFAULTS,
     _UNIT_TO_MINUTES,
     _first,
-    _numeric,
-    _one_line,
     _show,
 )
 from dispatch.importers.names import Seen, Where, map_class_labels, map_market_codes
 from dispatch.importers.records import ImportReport, _LogTable
+from dispatch.importers.times import parse_start, time_values
 from dispatch.scenario import (
     ProfileArrivals,
     Scenario,
@@ -29,97 +28,6 @@ from dispatch.scenario import (
 # ------------------------------------------------------------------------------------------
 # Task logs
 # ------------------------------------------------------------------------------------------
-def _time_values(
-    table: ExportTable, ref: ColumnSpec, spec: TaskLogSpec, idx: int
-) -> pd.Series | np.ndarray:
-    """Parse the arrival column: UTC datetimes, or floats in the format's own unit."""
-    fmt = spec.timestamp_format
-    series, fname, column = table.series(ref), table.fname, ref.column
-    blank = table.blank(ref)
-    if blank.any():
-        raise table.cell_error(
-            _first(blank) + 1,
-            ref,
-            "blank arrival timestamp",
-            "every task needs its arrival time; fill it in or drop the row from the export",
-        )
-    is_dt = pd.api.types.is_datetime64_any_dtype(series)
-    if fmt in _NUMERIC_TIME_SCALE:
-        if is_dt:
-            raise DataError(
-                f"{fname}: column '{column}' holds datetimes but timestamp_format is "
-                f"'{fmt}'; set timestamp_format: iso for this log"
-            )
-        vals, _ = _numeric(series, fname, column, "timestamp", na=table.na(ref))
-        return vals
-    if is_dt:
-        ts = series.dt.tz_localize("UTC") if series.dt.tz is None else series.dt.tz_convert("UTC")
-        return ts.reset_index(drop=True)
-    text = series.astype("string").str.strip()
-    pattern = "ISO8601" if fmt == "iso" else fmt
-    try:
-        ts = pd.to_datetime(text, format=pattern, utc=True, errors="coerce")
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"timestamp_format {fmt!r} is not a usable strftime pattern ({_one_line(exc)}); "
-            f"use 'iso', 'unix_s', 'unix_ms', 'minutes' or e.g. '%Y-%m-%d %H:%M:%S'",
-            field=f"data.task_logs.{idx}.timestamp_format",
-        ) from None
-    bad = ts.isna().to_numpy(dtype=bool)
-    if bad.any():
-        i = _first(bad)
-        expect = (
-            "an ISO 8601 timestamp such as 2024-03-01T08:00:00"
-            if fmt == "iso"
-            else f"the pattern {fmt!r}"
-        )
-        raise table.cell_error(
-            i + 1,
-            ref,
-            f"unparsable timestamp {_show(series.iloc[i])}",
-            f"expected {expect}; fix the cell or set timestamp_format to match the export",
-        )
-    return ts.reset_index(drop=True)
-
-
-def _parse_start(spec: TaskLogSpec, idx: int) -> pd.Timestamp | float:
-    """Minute 0 given as ``start``, in the same representation as the parsed column."""
-    fmt = spec.timestamp_format
-    raw = str(spec.start).strip()
-    where = f"data.task_logs.{idx}.start"
-    if fmt in _NUMERIC_TIME_SCALE:
-        try:
-            return float(raw)
-        except ValueError:
-            pass
-        if fmt != "minutes":
-            try:
-                ts = pd.Timestamp(raw)
-                ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-                secs = (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-                return secs * (1000.0 if fmt == "unix_ms" else 1.0)
-            except (ValueError, TypeError):
-                pass
-        raise ConfigError(
-            f"start {raw!r} is not a number in the log's timestamp format ({fmt})"
-            + ("" if fmt == "minutes" else " nor an ISO timestamp")
-            + "; write it like the arrival column",
-            field=where,
-        )
-    for pattern in ("ISO8601",) if fmt == "iso" else (fmt, "ISO8601"):
-        try:
-            ts = pd.to_datetime(raw, format=pattern, utc=True)
-        except (ValueError, TypeError):
-            continue
-        if not pd.isna(ts):
-            return ts
-    raise ConfigError(
-        f"start {raw!r} cannot be parsed as a timestamp (format {fmt!r}); write it like "
-        f"the arrival column or as ISO 8601 (2024-03-01T08:00:00)",
-        field=where,
-    )
-
-
 def _arrival_minutes(
     table: ExportTable, ref: ColumnSpec, spec: TaskLogSpec, idx: int
 ) -> tuple[np.ndarray, str, float | None]:
@@ -127,10 +35,11 @@ def _arrival_minutes(
 
     The minute of the day is ``None`` for ``minutes`` logs, which carry no clock time.
     """
-    values = _time_values(table, ref, spec, idx)
+    where = f"data.task_logs.{idx}"
+    values = time_values(table, ref, spec, where)
     fmt = spec.timestamp_format
     if spec.start is not None:
-        origin = _parse_start(spec, idx)
+        origin = parse_start(spec, where)
         why = "start"
     elif fmt == "minutes":
         origin, why = 0.0, "the log's own minute 0"
@@ -142,7 +51,7 @@ def _arrival_minutes(
         raise ConfigError(
             "use: both needs start, the timestamp of minute 0: rows before it become the "
             "backlog and rows from it on are replayed; add start to this task log",
-            field=f"data.task_logs.{idx}.start",
+            field=f"{where}.start",
         )
     if isinstance(values, pd.Series):
         minutes = ((values - origin) / pd.Timedelta(minutes=1)).to_numpy(dtype=float)
@@ -178,7 +87,7 @@ def _load_task_log(
 ) -> _LogTable:
     """Read and check one task log; ``markets`` is ``None`` with ``markets: from_data``."""
     where = f"data.task_logs.{idx}"
-    table = ExportTable.read(scen, spec, where, report, "log")
+    table = ExportTable.read(scen.resolve_path(spec.path), spec, where, report, "log")
     cmap = spec.columns
     mapped = cmap.mapped()
     table.require(mapped)
