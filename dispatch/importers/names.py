@@ -88,7 +88,8 @@ def map_class_labels(
     """Label -> class name for every label in ``seen``; unknown labels raise all at once.
 
     ``known`` is ``None`` when the data defines the classes (``dispatch calibrate``): every
-    label becomes a class, named by class_map, as it is (if a valid name) or its safe name.
+    label becomes a class, named by class_map or by its safe name (so importing the same
+    export into the calibrated scenario finds every class again).
     """
     if known is None:
         return _name_new_classes(seen, class_map, where, report)
@@ -135,7 +136,7 @@ def _name_new_classes(
     for label in seen:
         if label in class_map:
             out[label], how[label] = class_map[label], "class_map"
-        elif CLASS_NAME.match(label):
+        elif safe_name(label) == label:
             out[label] = label
         elif safe_name(label):
             out[label], how[label] = safe_name(label), "safe name"
