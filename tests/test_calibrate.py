@@ -428,3 +428,24 @@ def test_cli_calibrate_writes_atomically_and_refuses_to_overwrite(
         ],
     )
     assert res.exit_code == 2 and "criterion" in res.stderr
+
+
+def test_a_roster_gives_the_written_scenario_its_reviewers(tmp_path: Path) -> None:
+    (tmp_path / "people").mkdir()
+    (tmp_path / "people" / "roster.csv").write_text("id,sites\na1,US|GB\nb1,US\nb2,\n")
+    cfg = yaml.safe_load(export_config(tmp_path).read_text())
+    cfg["roster"] = {
+        "path": "people/roster.csv",
+        "columns": {"reviewer_id": "id", "markets": "sites"},
+        "default_classes": "all",
+    }
+    (tmp_path / "calib.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "runs" / "fit"
+    run_calibration(tmp_path / "calib.yaml", out)
+    written = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert written["reviewers"] == []
+    assert written["data"]["rosters"][0]["path"] == "../../people/roster.csv"
+    scen = load_scenario(out / "scenario.yaml")
+    result = simulate(scen, "fifo", seed=0)
+    assert set(result.per_group) == {"roster_a1", "roster_b1", "roster_b2"}
+    assert "team_a" not in (out / "scenario.yaml").read_text()  # no fitted groups as well

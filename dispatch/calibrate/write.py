@@ -40,7 +40,8 @@ def write_calibration(cal: Calibration, out: str | Path, overwrite: bool = False
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        warnings_ = validate_payload(cal.scenario, out)
+        # tmp is out's sibling, so paths relative to out resolve the same from it
+        warnings_ = validate_payload(cal.scenario, tmp)
         _fill(tmp, cal, warnings_)
         _publish(tmp, out)
     except BaseException:

@@ -214,16 +214,14 @@ def _numeric(
     fname: str,
     column: str,
     what: str,
-    lo: float | None = None,
-    hi: float | None = None,
-    range_fix: str = "",
     na: NaRule = DEFAULT_NA,
     levels: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Parse a numeric column: (values with nan for blanks, blank mask); bad cells raise.
 
     ``levels`` maps cell texts to numbers first (severity written as low/high); other cells
-    must be numbers.
+    must be numbers. Ranges are checked by the caller, after any transform
+    (:meth:`~dispatch.importers.columns.ExportTable.numeric`).
     """
     blank = _blank_mask(series, na)
     if pd.api.types.is_bool_dtype(series):
@@ -248,22 +246,6 @@ def _numeric(
             f"{what} {_show(series.iloc[i])} is not a number",
             "write a plain number such as 0.25 (no units or thousands separators); if it "
             "marks a missing value, add it to na_values",
-        )
-    out_lo = np.zeros(len(vals), dtype=bool) if lo is None else ~blank & (vals < lo)
-    out_hi = np.zeros(len(vals), dtype=bool) if hi is None else ~blank & (vals > hi)
-    out = out_lo | out_hi
-    if out.any():
-        i = _first(out)
-        if lo is not None and hi is not None:
-            rng = f"out of range [{lo:g}, {hi:g}]"
-        else:
-            rng = f"below {lo:g}" if lo is not None else f"above {hi:g}"
-        raise _cell_error(
-            fname,
-            i + 1,
-            column,
-            f"{what} {_show(series.iloc[i])} is {rng}",
-            range_fix or "correct the value in the export",
         )
     vals[blank] = np.nan
     return vals, blank
