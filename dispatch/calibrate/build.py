@@ -9,7 +9,6 @@ digits, so the YAML reads cleanly and reloads to the same scenario.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import warnings
@@ -244,7 +243,3 @@ def validate_payload(payload: dict[str, Any], out_dir: Path) -> list[str]:
         if scen.data.rosters:
             resolve_data(scen)
     return [str(w.message) for w in caught]
-
-
-def nan_to_none(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

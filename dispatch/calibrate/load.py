@@ -56,11 +56,6 @@ class Observations:
     def weekly(self) -> bool:
         return self.period == WEEK
 
-    def mapped(self, field: str) -> bool:
-        """Was ``field`` in the log (not all blank)?"""
-        col = self.frame[field]
-        return bool(col.notna().any()) if col.dtype != bool else True
-
 
 def load_observations(spec: CalibrationSpec) -> Observations:
     """Read and check the task log of ``spec``; errors name file, row and column."""

@@ -8,6 +8,7 @@ finished. An existing non-empty folder is replaced only when asked (``overwrite`
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -55,8 +56,10 @@ def _fill(folder: Path, cal: Calibration, warnings_: list[str]) -> None:
     (folder / "report.md").write_text(markdown(cal, warnings_), encoding="utf-8")
     for name, frame in tables(cal).items():
         frame.to_csv(folder / name, index=False)
-    data = summary(cal) | {"warnings": warnings_}
-    (folder / "calibration.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    data = _plain(summary(cal) | {"warnings": warnings_})
+    (folder / "calibration.json").write_text(
+        json.dumps(data, indent=2, allow_nan=False, default=str) + "\n"
+    )
     figures = folder / "figures"
     figures.mkdir()
     for name, draw in (
@@ -66,6 +69,19 @@ def _fill(folder: Path, cal: Calibration, warnings_: list[str]) -> None:
         draw(cal).savefig(figures / name, dpi=110)
     for p in folder.rglob("*"):
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-safe: non-finite floats become null, tuples lists, numpy scalars Python ones."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, str):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _publish(tmp: Path, out: Path) -> None:

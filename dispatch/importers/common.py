@@ -63,7 +63,7 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
     if not path.exists():
         raise DataError(
             f"{fname}: file not found; check {what} (relative paths are resolved from the "
-            f"scenario file's folder)"
+            f"folder of the config file that names it)"
         )
     try:
         if lower.endswith(_CSV_SUFFIXES):
