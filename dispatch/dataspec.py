@@ -171,13 +171,15 @@ def _as_column(value: Any) -> Any:
 ColumnRef = Annotated[ColumnSpec, BeforeValidator(_as_column)]
 
 
-def _no_numeric_options(fields: dict[str, ColumnSpec | None], where: str) -> None:
+def no_numeric_options(fields: dict[str, ColumnSpec | None], where: str) -> None:
     """Class, market, time and id columns take names, not numbers: no map or transform."""
     for fld, ref in fields.items():
         if ref is not None and (ref.map or ref.transform):
+            names = {"class": "class_map", "classes": "class_map", "market": "market_map"}
+            names["markets"] = "market_map"
             hint = (
-                f"use {fld}_map on the file for names"
-                if fld in ("class", "market", "classes", "markets")
+                f"use {names[fld]} on the file for names"
+                if fld in names
                 else "these options are for numeric fields"
             )
             raise ValueError(f"{where}.{fld}: map and transform do not apply here; {hint}")
@@ -251,7 +253,7 @@ class ColumnMap(BaseModel):
 
     @model_validator(mode="after")
     def _options_fit(self) -> ColumnMap:
-        _no_numeric_options(
+        no_numeric_options(
             {
                 "arrival": self.arrival,
                 "class": self.task_class,
@@ -354,7 +356,7 @@ class RosterColumns(BaseModel):
 
     @model_validator(mode="after")
     def _options_fit(self) -> RosterColumns:
-        _no_numeric_options(
+        no_numeric_options(
             {
                 "reviewer_id": self.reviewer_id,
                 "markets": self.markets,

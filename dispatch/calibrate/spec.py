@@ -26,7 +26,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dispatch.dataspec import ColumnRef, ColumnSpec, RosterSpec, TextList, _ExportFile
+from dispatch.dataspec import (
+    ColumnRef,
+    ColumnSpec,
+    RosterSpec,
+    TextList,
+    _ExportFile,
+    no_numeric_options,
+)
 from dispatch.errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid")
@@ -66,6 +73,14 @@ class CalibrationColumns(BaseModel):
     risk: ColumnRef | None = Field(
         default=None, description="Risk score in [0, 1] (fits the class's risk distribution)."
     )
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> CalibrationColumns:
+        names = self.mapped()
+        no_numeric_options(
+            {k: v for k, v in names.items() if k not in ("handling_time", "risk")}, "columns"
+        )
+        return self
 
     def mapped(self) -> dict[str, ColumnSpec]:
         out = {}
