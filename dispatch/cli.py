@@ -1,4 +1,5 @@
-"""The ``dispatch`` command line: simulate, list policies, run experiments, train, export.
+"""The ``dispatch`` command line: simulate, calibrate, list policies, run experiments, train,
+export.
 
 Every user error (bad file, bad flag) is reported as one line naming the field and the fix,
 with exit code 2; no traceback. Heavy imports (torch, stable-baselines3) happen only inside
@@ -76,7 +77,10 @@ def simulate(
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder for metrics.json, timeseries.csv and (with --records) tasks."),
+        typer.Option(
+            help="Folder for metrics.json, timeseries.csv, (with --records) tasks.parquet and "
+            "(with a data: section) import_report.json/.txt."
+        ),
     ] = None,
     records: Annotated[
         bool, typer.Option(help="Keep per-task records (Parquet in --out).")
@@ -88,6 +92,14 @@ def simulate(
         list[str] | None,
         typer.Option("--set", help="Scenario override, dotted path: classes.live_stream.sla=5"),
     ] = None,
+    import_report: Annotated[
+        bool,
+        typer.Option(
+            "--import-report/--no-import-report",
+            help="Print the import report of a scenario's data: section on stderr "
+            "(--out always saves it).",
+        ),
+    ] = True,
 ) -> None:
     """Simulate one scenario under one policy and print the metrics."""
     from dispatch.policies import make_policy
@@ -97,15 +109,84 @@ def simulate(
 
     scen = load_scenario(scenario, _parse_pairs(set_, "--set"))
     pol = make_policy(policy, **_parse_pairs(param, "--param"))
-    result = Simulation(scen, pol, seed, record_tasks=records).run()
+    data = None
+    if scen.data.task_logs or scen.data.rosters:
+        from dispatch.importers import resolve_data
+
+        scen, data = resolve_data(scen)
+        if import_report:
+            typer.echo(data.report.summary(), err=True)
+    result = Simulation(scen, pol, seed, record_tasks=records, data=data).run()
     if out is not None:
         from dispatch.io import write_simulation_outputs
 
         write_simulation_outputs(result, out)
+        if data is not None:
+            from dispatch.importers import write_import_report
+
+            write_import_report(data.report, out)
     if json_out:
         sys.stdout.write(result.to_json() + "\n")
     else:
         typer.echo(metrics_table(result))
+
+
+@app.command()
+@run_cli
+def calibrate(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Calibration config (.yaml) or a tasks.parquet written by "
+            "`dispatch simulate --out DIR --records`."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder (written atomically).")],
+    name: Annotated[str | None, typer.Option(help="Name of the written scenario.")] = None,
+    slot: Annotated[
+        float | None, typer.Option(help="Slot of the arrival profile, minutes (divides 1440).")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="auto (weekly if the log spans a week), daily or weekly.")
+    ] = None,
+    criterion: Annotated[
+        str | None, typer.Option(help="Handling-time family chosen by aic (default) or ks.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Config override, dotted path: task_log.window=[0,1440]"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    import_report: Annotated[
+        bool,
+        typer.Option(
+            "--import-report/--no-import-report", help="Print the task log's import report."
+        ),
+    ] = True,
+) -> None:
+    """Fit a scenario (arrival profiles, handling times, patience, accuracy) to a task log."""
+    from dispatch.calibrate import run_calibration
+
+    overrides = _parse_pairs(set_, "--set")
+    given = {"name": name, "slot": slot, "profile": profile, "criterion": criterion}
+    overrides.update({k: v for k, v in given.items() if v is not None})
+    cal = run_calibration(source, out, overrides, overwrite=overwrite)
+    if import_report:
+        typer.echo(cal.obs.report.summary(), err=True)
+    for c in cal.obs.classes:
+        p = cal.profiles.classes[c]
+        fit = cal.handling.classes.get(c)
+        hand = (
+            "no handling times"
+            if fit is None or fit.chosen is None
+            else (f"{fit.chosen.family} mean {fit.chosen.mean:.3g} min cv {fit.chosen.cv:.2g}")
+        )
+        pat = cal.patience.get(c)
+        typer.echo(
+            f"{c}: {p.total} arrivals, handling {hand}"
+            + (f", patience {pat.mean:.3g} min" if pat else "")
+        )
+    typer.echo(f"wrote {out}/scenario.yaml, report.md, fit tables and figures")
 
 
 @app.command()

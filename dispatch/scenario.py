@@ -12,7 +12,6 @@ Load with :func:`load_scenario`; override fields with dotted paths
 from __future__ import annotations
 
 import copy
-import datetime
 import hashlib
 import json
 import warnings
@@ -29,6 +28,16 @@ from pydantic import (
     model_validator,
 )
 
+from dispatch.dataspec import (  # noqa: F401  (the data-spec classes are part of a scenario)
+    ColumnMap,
+    ColumnSpec,
+    DataSpec,
+    RosterColumns,
+    RosterSpec,
+    TaskLogSpec,
+    yaml_keys,
+    yaml_names,
+)
 from dispatch.distributions import Deterministic, Distribution
 from dispatch.errors import ConfigError
 
@@ -141,6 +150,12 @@ class TaskClass(BaseModel):
     market_mix: dict[str, float] | None = Field(
         default=None, description="Share of arrivals per market; default uniform over markets."
     )
+
+    @field_validator("market_mix", mode="before")
+    @classmethod
+    def _market_codes(cls, v: Any) -> Any:
+        return yaml_keys(v)  # NO: 0.2 must not become {False: 0.2}
+
     severe_risk_threshold: float | None = Field(
         default=None,
         ge=0,
@@ -188,6 +203,12 @@ class ReviewerGroup(BaseModel):
     count: int = Field(ge=0)
     classes: list[str] = Field(min_length=1)
     markets: list[str] | Literal["all"] = "all"
+
+    @field_validator("markets", mode="before")
+    @classmethod
+    def _market_codes(cls, v: Any) -> Any:
+        return yaml_names(v)  # [US, NO] must not become ["US", False]
+
     accuracy: dict[str, AccuracySpec] = Field(default_factory=dict)
     default_accuracy: AccuracySpec = Field(
         default_factory=lambda: AccuracySpec(sensitivity=0.9, specificity=0.97)
@@ -229,87 +250,6 @@ class QASpec(BaseModel):
     delay: Distribution | None = None
 
 
-class ColumnMap(BaseModel):
-    """Which column of a real export holds each field (only ``arrival`` and ``class`` needed)."""
-
-    arrival: str
-    task_class: str = Field(alias="class")
-    market: str | None = None
-    risk: str | None = None
-    reach: str | None = None
-    severity: str | None = None
-    label: str | None = None
-    handling_time: str | None = None
-    task_id: str | None = None
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class TaskLogSpec(BaseModel):
-    """A task log (CSV or Parquet) that replays arrivals and/or seeds the morning's backlog."""
-
-    model_config = _STRICT
-    name: str
-    path: str
-    columns: ColumnMap
-    timestamp_format: str = Field(
-        default="iso",
-        description="'iso', 'unix_s', 'unix_ms', 'minutes' (already minutes since start) or a "
-        "strftime pattern such as '%Y-%m-%d %H:%M:%S'.",
-    )
-    start: str | None = Field(
-        default=None,
-        description="Timestamp of minute 0; default the first arrival (replay) or the last "
-        "(backlog snapshot).",
-    )
-
-    @field_validator("start", mode="before")
-    @classmethod
-    def _start_as_text(cls, v: Any) -> Any:
-        # YAML reads an unquoted 2024-03-01T08:00:00Z as a datetime: accept it as text.
-        if v is None or isinstance(v, str):
-            return v
-        if isinstance(v, datetime.datetime | datetime.date):
-            return v.isoformat()
-        return str(v)
-
-    handling_time_unit: Literal["seconds", "minutes", "hours"] = "seconds"
-    use: Literal["replay", "backlog", "both"] = "replay"
-    label_true: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "violating"])
-
-
-class RosterColumns(BaseModel):
-    model_config = _STRICT
-    reviewer_id: str
-    markets: str | None = None
-    classes: str | None = None
-    accuracy: str | None = Field(default=None, description="One accuracy for all classes.")
-    accuracy_by_class: dict[str, str] = Field(default_factory=dict)
-    mean_handling_time: str | None = None
-    shift_start: str | None = None
-    shift_end: str | None = None
-
-
-class RosterSpec(BaseModel):
-    """A reviewer roster export; each row becomes a reviewer (grouped when identical)."""
-
-    model_config = _STRICT
-    path: str
-    columns: RosterColumns
-    list_delimiter: str = Field(default="|", description="Separator of list cells not in JSON.")
-    handling_time_unit: Literal["seconds", "minutes", "hours"] = "seconds"
-    shift_time_format: Literal["hh:mm", "minutes"] = "hh:mm"
-    default_classes: list[str] | None = None
-    specificity: float = Field(
-        default=0.97, ge=0, le=1, description="Specificity assumed when only accuracy is known."
-    )
-
-
-class DataSpec(BaseModel):
-    model_config = _STRICT
-    task_logs: list[TaskLogSpec] = Field(default_factory=list)
-    rosters: list[RosterSpec] = Field(default_factory=list)
-
-
 class Scenario(BaseModel):
     """One audit operation: classes, reviewers, routing, horizon."""
 
@@ -319,7 +259,12 @@ class Scenario(BaseModel):
     time_unit: Literal["minutes"] = "minutes"
     horizon: float = Field(gt=0, description="Minutes simulated.")
     warmup: float = Field(default=0.0, ge=0, description="Minutes excluded from statistics.")
-    markets: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
+    markets: list[str] | Literal["from_data"] = Field(
+        default_factory=lambda: ["all"],
+        min_length=1,
+        description="Market codes; from_data: every code found in the data section's market "
+        "columns (after market_map), sorted.",
+    )
     risk_bands: list[float] = Field(
         default_factory=list,
         description="Cut points of the risk score; queues are split by class x market x band.",
@@ -332,13 +277,24 @@ class Scenario(BaseModel):
     sample_interval: float = Field(default=15.0, gt=0, description="Backlog sampling, minutes.")
     base_dir: str | None = Field(default=None, description="Set on load: relative data paths.")
 
+    @field_validator("markets", mode="before")
+    @classmethod
+    def _market_codes(cls, v: Any) -> Any:
+        return yaml_names(v)  # [US, NO] must not become ["US", False]
+
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
         names = [c.name for c in self.classes]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate class names in {names}")
         known = set(names)
-        markets = set(self.markets)
+        if self.markets == "from_data" and not self.data.market_columns():
+            raise ValueError(
+                "markets: from_data needs a market column in data (a task log's "
+                "columns.market or a roster's columns.markets); map one or list the markets"
+            )
+        # With markets from the data, market names are checked when the data is imported.
+        markets = None if self.markets == "from_data" else set(self.markets)
         if self.warmup >= self.horizon:
             raise ValueError("warmup must be shorter than horizon")
         if sorted(self.risk_bands) != self.risk_bands or any(
@@ -347,7 +303,7 @@ class Scenario(BaseModel):
             raise ValueError("risk_bands must be increasing cut points strictly inside (0, 1)")
         for c in self.classes:
             if c.market_mix is not None:
-                bad = set(c.market_mix) - markets
+                bad = set(c.market_mix) - markets if markets is not None else set()
                 if bad:
                     raise ValueError(f"class {c.name}: market_mix names unknown markets {bad}")
                 if abs(sum(c.market_mix.values()) - 1) > 1e-6:
@@ -366,7 +322,7 @@ class Scenario(BaseModel):
             for key in list(g.accuracy) + list(g.speed):
                 if key not in known:
                     raise ValueError(f"reviewer group {g.name}: unknown class '{key}'")
-            if g.markets != "all" and set(g.markets) - markets:
+            if g.markets != "all" and markets is not None and set(g.markets) - markets:
                 raise ValueError(
                     f"reviewer group {g.name}: unknown markets {sorted(set(g.markets) - markets)}"
                 )

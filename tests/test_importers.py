@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -249,12 +250,14 @@ def test_replay_log_ignores_rows_before_start(tmp_path: Path) -> None:
     assert "2 rows of tasks.csv ignored: before minute 0" in data.report.summary()
 
 
-def test_single_market_scenario_ignores_market_cells(tmp_path: Path) -> None:
-    df = log_frame()
-    df.loc[0, "site"] = "DE"  # would be unknown in a multi-market scenario
-    write(df, tmp_path / "tasks.csv")
+def test_single_market_scenario_refuses_a_market_column(tmp_path: Path) -> None:
+    """A mapped market column the scenario would ignore is an error, not a note."""
+    write(log_frame(), tmp_path / "tasks.csv")
     d = replaying(scenario_dict(tmp_path, markets=["all"]))
     d["data"] = {"task_logs": [task_log("day", "tasks.csv")]}
+    with pytest.raises(ConfigError, match=r"columns\.market.*'site'.*would be ignored"):
+        resolve_data(Scenario.model_validate(d))
+    del d["data"]["task_logs"][0]["columns"]["market"]
     rec = run(d)
     assert set(rec["market"].astype(str)) == {"all"}
 
@@ -653,9 +656,9 @@ TASK_ERROR_CASES = [
     ("risk text", 3, "score", "high", ["risk 'high' is not a number"]),
     ("risk range", 4, "score", "1.7", ["out of range [0, 1]", "divide by 100"]),
     ("risk negative", 0, "score", "-0.1", ["out of range [0, 1]"]),
-    ("class", 5, "queue", "Listing", ["unknown class 'Listing'", "listing"]),
+    ("class", 5, "queue", "Listings", ["unknown class label: 'Listings' (row 6", "listing"]),
     ("class blank", 1, "queue", "", ["blank task class"]),
-    ("market", 2, "site", "DE", ["unknown market 'DE'", "'US', 'UK'"]),
+    ("market", 2, "site", "DE", ["unknown market code: 'DE' (row 3)", "'US', 'UK'"]),
     ("handling", 0, "aht_s", "1m30s", ["not a number"]),
     ("handling negative", 0, "aht_s", "-5", ["below 0"]),
 ]
@@ -675,9 +678,8 @@ def test_task_log_errors_name_file_row_column(
     d["data"] = {"task_logs": [task_log("day", f"tasks{suffix}")]}
     with pytest.raises(DataError) as exc:
         resolve_data(Scenario.model_validate(d))
-    assert_one_line_data_error(
-        exc, f"tasks{suffix}", f"row {i + 1},", f"column '{col}'", *fragments
-    )
+    assert_one_line_data_error(exc, f"tasks{suffix}", f"column '{col}'", *fragments)
+    assert re.search(rf"row {i + 1}\b", str(exc.value))
 
 
 def test_market_outside_class_mix_is_an_error(tmp_path: Path) -> None:
@@ -734,8 +736,8 @@ ROSTER_ERROR_CASES = [
     ("percent", 2, "qa_score", "92", ["looks like a percentage", "share in [0, 1]"]),
     ("accuracy text", 3, "qa_score", "good", ["accuracy 'good' is not a number"]),
     ("accuracy range", 4, "qa_score", "250", ["out of range [0, 1]"]),
-    ("class", 1, "queues", "listing|appeals", ["unknown class 'appeals'"]),
-    ("market", 3, "sites", "US|FR", ["unknown market 'FR'"]),
+    ("class", 1, "queues", "listing|appeals", ["unknown class label: 'appeals' (row 2"]),
+    ("market", 3, "sites", "US|FR", ["unknown market code: 'FR' (row 4)"]),
     ("shift", 0, "from", "8am", ["not a time of day"]),
     ("shift half", 2, "to", "", ["only one of shift_start and shift_end"]),
     ("shift equal", 1, "to", "08:00", ["ends when it starts"]),
@@ -764,7 +766,8 @@ def test_roster_errors_name_file_row_column(
     }
     with pytest.raises(DataError) as exc:
         resolve_data(Scenario.model_validate(d))
-    assert_one_line_data_error(exc, "roster.csv", f"row {i + 1},", f"column '{col}'", *fragments)
+    assert_one_line_data_error(exc, "roster.csv", f"column '{col}'", *fragments)
+    assert re.search(rf"row {i + 1}\b", str(exc.value))
 
 
 def test_roster_blank_classes_without_default_is_an_error(tmp_path: Path) -> None:
@@ -868,7 +871,7 @@ def test_report_summary_is_readable(tmp_path: Path) -> None:
     _, data = resolve_data(Scenario.model_validate(d))
     text = data.report.summary()
     assert text.splitlines()[0] == "Imported data:"
-    assert "task log 'day' (tasks.csv): 6 rows; minute 0 = 2024-03-01 08:00:00+00:00" in text
+    assert "task log 'day' (tasks.csv): 6 rows read; minute 0 = 2024-03-01 08:00:00+00:00" in text
     assert "(first arrival); 6 replayed, 0 backlog" in text
     assert "not midnight" in text  # rostered shifts but minute 0 at 08:00
     assert all(len(f.sha256 or "") == 64 for f in data.report.files)

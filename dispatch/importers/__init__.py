@@ -16,18 +16,33 @@ what it fills in:
   to the file's mean, ...) is counted per file and column in an :class:`ImportReport`, so
   nobody mistakes a simulated value for a measured one.
 
+Every file's reading options (missing-value markers, class and market maps, safe class names,
+transforms of numeric columns) are declared in :mod:`dispatch.dataspec`. The report is a
+result artefact: :mod:`dispatch.importers.provenance` prints and saves it and fingerprints
+the data files so a resumed run can refuse changed data.
+
 Timestamps: ``iso`` strings (naive ones are taken as UTC, offsets are converted to UTC),
 ``unix_s``, ``unix_ms``, ``minutes`` (already minutes since minute 0; only ``start`` shifts
 them) or a strftime pattern. Cells that read ``NA``, ``N/A``, ``NaN``, ``null``, ``None`` or
-nothing at all count as blank.
+nothing at all count as blank (``keep_default_na: false`` keeps all but the empty cell),
+plus the file's and column's ``na_values``.
 """
 
+from dispatch.importers.names import safe_name
+from dispatch.importers.provenance import (
+    check_data_unchanged,
+    data_fingerprints,
+    import_report,
+    write_import_report,
+)
 from dispatch.importers.records import (
     DefaultApplied,
     ImportedData,
     ImportReport,
     LoadedFile,
     TaskRow,
+    TransformApplied,
+    ValueMapping,
 )
 from dispatch.importers.resolve import resolve_data
 
@@ -37,5 +52,12 @@ __all__ = [
     "ImportedData",
     "LoadedFile",
     "TaskRow",
+    "TransformApplied",
+    "ValueMapping",
+    "check_data_unchanged",
+    "data_fingerprints",
+    "import_report",
     "resolve_data",
+    "safe_name",
+    "write_import_report",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
     if not path.exists():
         raise DataError(
             f"{fname}: file not found; check {what} (relative paths are resolved from the "
-            f"scenario file's folder)"
+            f"folder of the config file that names it)"
         )
     try:
         if lower.endswith(_CSV_SUFFIXES):
@@ -88,8 +89,9 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
             f"{fname}: cannot read the file ({first}); check that it is a valid "
             f"{'CSV' if lower.endswith(_CSV_SUFFIXES) else 'Parquet'} file"
         ) from None
-    # Header cells padded with spaces are a classic spreadsheet artefact; nobody means them.
-    df.columns = [str(c).strip() for c in df.columns]
+    # Header cells padded with spaces (and a byte-order mark) are spreadsheet artefacts;
+    # nobody means them. The mapping's names are cleaned the same way (dataspec.clean_header).
+    df.columns = [str(c).replace("\ufeff", "").strip() for c in df.columns]
     return df.reset_index(drop=True)
 
 
@@ -123,21 +125,58 @@ def _is_text(series: pd.Series) -> bool:
     )
 
 
-def _blank_mask(series: pd.Series) -> np.ndarray:
+@dataclass(frozen=True)
+class NaRule:
+    """Which cell texts read as missing in one column.
+
+    ``builtin``: compare case-insensitively with :data:`NULL_TOKENS` (the file's
+    ``keep_default_na``); ``extra``: the file's and the column's ``na_values``, compared
+    exactly after stripping. An empty cell is always missing.
+    """
+
+    builtin: bool = True
+    extra: frozenset[str] = frozenset()
+
+    def mask(self, stripped: pd.Series) -> np.ndarray:
+        """Missing cells of a column already converted to stripped strings (nan stays nan)."""
+        mask = stripped.isna().to_numpy(dtype=bool, copy=True)
+        tokens = [t for t in self.extra if t]
+        if self.builtin:
+            mask |= stripped.str.lower().isin(list(NULL_TOKENS)).fillna(True).to_numpy(dtype=bool)
+        else:
+            mask |= (stripped == "").fillna(True).to_numpy(dtype=bool)
+        if tokens:
+            mask |= stripped.isin(tokens).fillna(True).to_numpy(dtype=bool)
+        return mask
+
+
+DEFAULT_NA = NaRule()
+
+
+def _blank_mask(series: pd.Series, na: NaRule = DEFAULT_NA) -> np.ndarray:
     mask = series.isna().to_numpy(dtype=bool, copy=True)
     if _is_text(series):
-        text = series.astype("string").str.strip().str.lower()
-        mask |= text.isin(list(NULL_TOKENS)).fillna(True).to_numpy(dtype=bool)
+        mask |= na.mask(_stripped(series))
     return mask
 
 
-def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str | None]]:
+def _stripped(series: pd.Series) -> pd.Series:
+    """Cells as stripped strings; Parquet list cells become their JSON-like text."""
+    try:
+        return series.astype("string").str.strip()
+    except (TypeError, ValueError):  # unhashable or odd objects: one conversion per cell
+        return pd.Series(
+            [None if v is None else str(v) for v in series], dtype="string"
+        ).str.strip()
+
+
+def _text_codes(series: pd.Series, na: NaRule = DEFAULT_NA) -> tuple[np.ndarray, list[str | None]]:
     """Cells as codes into their distinct texts (stripped); blanks map to ``None``.
 
     Works on the distinct values only, so a million-row log with a handful of classes and
     markets costs one factorisation, not a million string conversions.
     """
-    blank = _blank_mask(series)
+    blank = _blank_mask(series, na)
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError:  # unhashable cells (Parquet lists): one code per row
@@ -149,9 +188,9 @@ def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str | None]]:
     return codes, texts
 
 
-def _text(series: pd.Series) -> np.ndarray:
+def _text(series: pd.Series, na: NaRule = DEFAULT_NA) -> np.ndarray:
     """Cells as stripped strings (object array); blanks are ``None``."""
-    codes, texts = _text_codes(series)
+    codes, texts = _text_codes(series, na)
     table = np.empty(len(texts), dtype=object)
     table[:] = texts
     return table[codes]
@@ -175,19 +214,25 @@ def _numeric(
     fname: str,
     column: str,
     what: str,
-    lo: float | None = None,
-    hi: float | None = None,
-    range_fix: str = "",
+    na: NaRule = DEFAULT_NA,
+    levels: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Parse a numeric column: (values with nan for blanks, blank mask); bad cells raise."""
-    blank = _blank_mask(series)
+    """Parse a numeric column: (values with nan for blanks, blank mask); bad cells raise.
+
+    ``levels`` maps cell texts to numbers first (severity written as low/high); other cells
+    must be numbers. Ranges are checked by the caller, after any transform
+    (:meth:`~dispatch.importers.columns.ExportTable.numeric`).
+    """
+    blank = _blank_mask(series, na)
     if pd.api.types.is_bool_dtype(series):
         raise DataError(
             f"{fname}: column '{column}' holds true/false values, not numbers ({what}); map "
             f"the right column"
         )
     if _is_text(series):
-        src = series.astype("string").str.strip().mask(pd.Series(blank, index=series.index))
+        src = _stripped(series).mask(pd.Series(blank, index=series.index))
+        if levels:
+            src = src.replace({k: str(v) for k, v in levels.items()})
     else:
         src = series
     vals = pd.to_numeric(src, errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
@@ -199,23 +244,8 @@ def _numeric(
             i + 1,
             column,
             f"{what} {_show(series.iloc[i])} is not a number",
-            "write a plain number such as 0.25 (no units or thousands separators)",
-        )
-    out_lo = np.zeros(len(vals), dtype=bool) if lo is None else ~blank & (vals < lo)
-    out_hi = np.zeros(len(vals), dtype=bool) if hi is None else ~blank & (vals > hi)
-    out = out_lo | out_hi
-    if out.any():
-        i = _first(out)
-        if lo is not None and hi is not None:
-            rng = f"out of range [{lo:g}, {hi:g}]"
-        else:
-            rng = f"below {lo:g}" if lo is not None else f"above {hi:g}"
-        raise _cell_error(
-            fname,
-            i + 1,
-            column,
-            f"{what} {_show(series.iloc[i])} is {rng}",
-            range_fix or "correct the value in the export",
+            "write a plain number such as 0.25 (no units or thousands separators); if it "
+            "marks a missing value, add it to na_values",
         )
     vals[blank] = np.nan
     return vals, blank

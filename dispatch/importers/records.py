@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -117,7 +117,8 @@ class LoadedFile:
     """One file read: what it was, how many rows, what came of them, and its content hash.
 
     The hash ties simulation results to the exact export: the scenario digest covers the
-    file's path, not its content.
+    file's path, not its content. ``columns_ignored`` are the export's columns the mapping
+    does not use (listed so a forgotten mapping is visible).
     """
 
     kind: str  # "task_log" or "roster"
@@ -126,18 +127,74 @@ class LoadedFile:
     rows: int
     detail: str
     sha256: str | None = None
+    columns_used: tuple[str, ...] = ()
+    columns_ignored: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         label = f"task log '{self.name}'" if self.kind == "task_log" else "roster"
-        return f"{label} ({self.path}): {self.rows} rows; {self.detail}"
+        return f"{label} ({self.path}): {self.rows} rows read; {self.detail}"
+
+
+@dataclass(frozen=True)
+class ValueMapping:
+    """``count`` cells reading ``source`` in ``column`` of ``file`` became ``target``.
+
+    ``how``: ``class_map`` / ``market_map`` (the scenario's maps), ``safe name`` (a class
+    label turned into a valid class name automatically).
+    """
+
+    file: str
+    column: str
+    field: str
+    source: str
+    target: str
+    how: str
+    count: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file} column '{self.column}' ({self.field}): {self.source!r} -> "
+            f"{self.target} ({self.how}, {self.count} cell{'s' if self.count != 1 else ''})"
+        )
+
+
+@dataclass(frozen=True)
+class TransformApplied:
+    """A transform turned ``count`` values of ``column`` into ``field`` (range low..high)."""
+
+    file: str
+    column: str
+    field: str
+    transform: str
+    count: int
+    low: float | None
+    high: float | None
+
+    def __str__(self) -> str:
+        rng = f"{self.low:.4g} to {self.high:.4g}" if self.count else "no values"
+        return (
+            f"{self.file} column '{self.column}' -> {self.field}: {self.transform} on "
+            f"{self.count} values, result {rng}"
+        )
+
+
+_SHOWN = 25  # lines per section in the text summary; the JSON form has everything
 
 
 @dataclass
 class ImportReport:
-    """Everything :func:`resolve_data` loaded and every default it applied."""
+    """Everything :func:`resolve_data` loaded, mapped, transformed and filled in.
+
+    ``summary()`` is the readable account (printed by ``dispatch simulate``, saved as
+    ``import_report.txt``); ``to_dict()`` the complete one (``import_report.json``).
+    ``warnings`` are things that are probably wrong but do not stop the import.
+    """
 
     files: list[LoadedFile] = field(default_factory=list)
     defaults: list[DefaultApplied] = field(default_factory=list)
+    mappings: list[ValueMapping] = field(default_factory=list)
+    transforms: list[TransformApplied] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def default(
@@ -151,19 +208,48 @@ class ImportReport:
         if not self.files:
             return "No data imported."
         lines = ["Imported data:"]
-        lines += [f"  {f}" for f in self.files]
-        if self.defaults:
-            lines.append("Defaults applied:")
-            lines += [f"  {d}" for d in self.defaults]
-        else:
-            lines.append("Defaults applied: none")
-        if self.notes:
-            lines.append("Notes:")
-            lines += [f"  {n}" for n in self.notes]
+        for f in self.files:
+            lines.append(f"  {f}")
+            lines.append(f"    sha256 {f.sha256 or '(not a regular file)'}")
+        ignored = [
+            f"{f.path}: {', '.join(f.columns_ignored)}" for f in self.files if f.columns_ignored
+        ]
+        _section(lines, "Columns not used", ignored)
+        _section(lines, "Values mapped", [str(m) for m in self.mappings])
+        _section(lines, "Transforms applied", [str(t) for t in self.transforms])
+        _section(lines, "Defaults applied", [str(d) for d in self.defaults])
+        _section(lines, "Warnings", self.warnings, empty=None)
+        _section(lines, "Notes", self.notes, empty=None)
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every entry as plain JSON-able data (the saved ``import_report.json``)."""
+        return {
+            "files": [
+                asdict(f)
+                | {"columns_used": list(f.columns_used), "columns_ignored": list(f.columns_ignored)}
+                for f in self.files
+            ],
+            "defaults": [asdict(d) | {"text": str(d)} for d in self.defaults],
+            "mappings": [asdict(m) for m in self.mappings],
+            "transforms": [asdict(t) for t in self.transforms],
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _section(lines: list[str], title: str, items: list[str], empty: str | None = "none") -> None:
+    if not items:
+        if empty is not None:
+            lines.append(f"{title}: {empty}")
+        return
+    lines.append(f"{title}:")
+    lines += [f"  {x}" for x in items[:_SHOWN]]
+    if len(items) > _SHOWN:
+        lines.append(f"  ... and {len(items) - _SHOWN} more (all in import_report.json)")
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,180 +1,110 @@
-"""Reviewer rosters: markets, classes, accuracy, speed and shifts per reviewer."""
+"""Reviewer rosters: markets, classes, accuracy, speed and shifts per reviewer.
+
+Importing a roster takes two steps, because with ``markets: from_data`` the scenario's
+markets are known only once every file has been read:
+
+1. :func:`read_roster` reads and checks every column into :class:`RosterRows`, one entry per
+   reviewer (errors name file, row and column; defaults go to the report);
+2. :func:`roster_groups` turns the reviewers into reviewer groups, one per distinct kind of
+   reviewer (classes, markets, accuracy, speed, shift) with the headcount as ``count``.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-from datetime import time as dt_time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from dispatch.errors import ConfigError, DataError
-from dispatch.importers.common import (
-    _DAY,
-    _GROUP_NAME_BAD,
-    _HHMM,
-    _UNIT_TO_MINUTES,
-    NULL_TOKENS,
-    _blank_mask,
-    _cell_error,
-    _cell_str,
-    _file_sha256,
-    _first,
-    _numeric,
-    _read_table,
-    _require_columns,
-    _show,
-    _text,
-)
-from dispatch.importers.records import ImportReport, LoadedFile
+from dispatch.dataspec import ColumnSpec, RosterColumns
+from dispatch.errors import ConfigError
+from dispatch.importers.columns import ExportTable
+from dispatch.importers.common import _DAY, _GROUP_NAME_BAD, _UNIT_TO_MINUTES, _first, _show
+from dispatch.importers.names import Seen, Where, map_class_labels, map_market_codes
+from dispatch.importers.records import ImportReport
+from dispatch.importers.rostercells import parse_list, parse_shift_time
 from dispatch.importers.tasklog import _col_label
-from dispatch.scenario import (
-    AccuracySpec,
-    ReviewerGroup,
-    RosterSpec,
-    Scenario,
-    Shift,
+from dispatch.scenario import AccuracySpec, ReviewerGroup, RosterSpec, Scenario, Shift
+
+_ACC_FIX = (
+    "give accuracy as a share in [0, 1] (0.93 for 93%); a percentage column converts with "
+    "transform: {kind: scale, factor: 0.01}"
 )
 
 
+@dataclass
+class RosterRows:
+    """The reviewers of one roster, column by column (index = data row - 1)."""
+
+    table: ExportTable
+    ids: list[str]
+    classes: list[list[str]]
+    markets: list[set[str] | None]  # None: all markets
+    accuracy: np.ndarray  # nan: the group default
+    by_class: dict[str, np.ndarray]  # nan: the overall accuracy
+    mean_handling: np.ndarray  # minutes; nan: speed 1.0
+    shifts: list[tuple[float, float] | None]  # None: always on duty
+    specificity: float
+
+
 # ------------------------------------------------------------------------------------------
-# Rosters
+# Step 1: read and check
 # ------------------------------------------------------------------------------------------
-def _parse_list(value: Any, delimiter: str, fname: str, row: int, column: str) -> list[str] | None:
-    """A JSON list ('["US","UK"]'), a delimited string ('US|UK') or a Parquet list; None if
-    blank."""
-    if isinstance(value, list | tuple | np.ndarray):
-        items = [_cell_str(v) for v in value]
-        return [s for s in items if s] or None
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = _cell_str(value)
-    if text.lower() in NULL_TOKENS:
-        return None
-    if text.startswith("["):
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _cell_error(
-                fname,
-                row,
-                column,
-                f"malformed JSON list {_show(text)} ({exc.msg})",
-                f'write it as ["US", "UK"] (double quotes) or as US{delimiter}UK',
-            ) from None
-        if not isinstance(parsed, list) or not all(
-            isinstance(x, str | int | float) and not isinstance(x, bool) for x in parsed
-        ):
-            raise _cell_error(
-                fname,
-                row,
-                column,
-                f"{_show(text)} is not a JSON list of names",
-                f'write it as ["US", "UK"] or as US{delimiter}UK',
-            )
-        items = [_cell_str(x) for x in parsed]
-    else:
-        items = [s.strip() for s in text.split(delimiter)]
-    items = [s for s in items if s]
-    return items or None
-
-
-def _parse_shift_time(
-    value: Any, fmt: str, fname: str, row: int, column: str, blank: bool
-) -> float | None:
-    """Minutes of the day from 'hh:mm' (or 'hh:mm:ss', or a Parquet time) or plain minutes."""
-    if blank:
-        return None
-    if isinstance(value, dt_time):
-        return value.hour * 60.0 + value.minute + value.second / 60.0
-    text = _cell_str(value)
-    if fmt == "hh:mm":
-        match = _HHMM.match(text)
-        if match:
-            h, mi, s = int(match[1]), int(match[2]), int(match[3] or 0)
-            total = h * 60.0 + mi + s / 60.0
-            if mi < 60 and s < 60 and total <= _DAY:
-                return total
-        raise _cell_error(
-            fname,
-            row,
-            column,
-            f"shift time {_show(text)} is not a time of day 'hh:mm'",
-            "write it like 08:30 (00:00 to 24:00), or set shift_time_format: minutes",
-        )
-    try:
-        total = float(text)
-    except ValueError:
-        total = math.nan
-    if not 0.0 <= total <= _DAY:
-        raise _cell_error(
-            fname,
-            row,
-            column,
-            f"shift time {_show(text)} is not a minute of the day",
-            "write minutes since midnight in [0, 1440], or set shift_time_format: hh:mm",
-        )
-    return total
-
-
-def _accuracy_column(
-    df: pd.DataFrame, column: str, fname: str, what: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracies as shares in [0, 1]; percentages are an error, not silently rescaled."""
-    vals, blank = _numeric(
-        df[column], fname, column, what, 0.0, None, "give accuracy as a share in [0, 1]"
-    )
-    pct = ~blank & (vals > 1.0)
-    if pct.any():
-        i = _first(pct)
-        v = vals[i]
-        problem = (
-            f"{what} {_show(df[column].iloc[i])} looks like a percentage"
-            if v <= 100.0
-            else f"{what} {_show(df[column].iloc[i])} is out of range [0, 1]"
-        )
-        raise _cell_error(
-            fname,
-            i + 1,
-            column,
-            problem,
-            "give accuracy as a share in [0, 1] (0.93 for 93%); convert the whole column",
-        )
-    return vals, blank
-
-
-def _load_roster(
-    scen: Scenario, idx: int, spec: RosterSpec, report: ImportReport, taken: set[str]
-) -> list[ReviewerGroup]:
-    """One group per distinct (classes, markets, accuracy, speed, shift); count = headcount."""
-    path = scen.resolve_path(spec.path)
-    fname = str(path)
-    short = spec.path
+def read_roster(
+    scen: Scenario, idx: int, spec: RosterSpec, report: ImportReport, markets: list[str] | None
+) -> RosterRows:
+    """Read one roster; ``markets`` is ``None`` with ``markets: from_data``."""
     where = f"data.rosters.{idx}"
+    default_classes = _check_config(scen, spec, where)
+    table = ExportTable.read(scen.resolve_path(spec.path), spec, where, report, "roster")
     cols = spec.columns
-    class_names = [c.name for c in scen.classes]
-    handling_mean = {c.name: c.handling.expected for c in scen.classes}
+    table.require(cols.mapped())
+    if markets == ["all"] and cols.markets is not None:
+        raise ConfigError(
+            f"column '{cols.markets.column}' is mapped as markets, but the scenario has the "
+            f"single market 'all', so it would be ignored; list the scenario's markets (or "
+            f"write markets: from_data), or remove the mapping",
+            field=f"{where}.columns.markets",
+        )
+    classes = _reviewer_classes(table, cols.classes, default_classes, scen, where)
+    return RosterRows(
+        table=table,
+        ids=_reviewer_ids(table, cols.reviewer_id),
+        classes=classes,
+        markets=_reviewer_markets(table, cols.markets, markets, where),
+        accuracy=_overall_accuracy(table, cols.accuracy),
+        by_class=_class_accuracies(table, cols, classes, where),
+        mean_handling=_mean_handling(table, cols.mean_handling_time, spec.handling_time_unit),
+        shifts=_shifts(table, cols, spec.shift_time_format),
+        specificity=spec.specificity,
+    )
 
+
+def _check_config(scen: Scenario, spec: RosterSpec, where: str) -> list[str] | None:
+    """Checks that need the scenario but not the file; returns the default classes."""
+    class_names = [c.name for c in scen.classes]
+    cols = spec.columns
     bad_keys = sorted(set(cols.accuracy_by_class) - set(class_names))
     if bad_keys:
         raise ConfigError(
             f"unknown classes {bad_keys}; keys must be the scenario's classes {class_names}",
             field=f"{where}.columns.accuracy_by_class",
         )
-    if spec.default_classes is not None:
-        bad = sorted(set(spec.default_classes) - set(class_names))
-        if bad or not spec.default_classes:
+    default = spec.default_classes
+    if default == "all":
+        default = class_names
+    elif default is not None:
+        bad = sorted(set(default) - set(class_names))
+        if bad or not default:
             raise ConfigError(
-                f"default_classes must be a non-empty list of the scenario's classes "
+                f"default_classes must be all or a non-empty list of the scenario's classes "
                 f"{class_names} (unknown: {bad})",
                 field=f"{where}.default_classes",
             )
-    if cols.classes is None and spec.default_classes is None:
+    if cols.classes is None and default is None:
         raise ConfigError(
             "the roster says nothing about which classes reviewers handle; map "
-            "columns.classes or set default_classes",
+            "columns.classes or set default_classes (a list, or all)",
             field=where,
         )
     if (cols.shift_start is None) != (cols.shift_end is None):
@@ -182,328 +112,368 @@ def _load_roster(
             "map both shift_start and shift_end, or neither (always on duty)",
             field=f"{where}.columns",
         )
+    return None if default is None else [c for c in class_names if c in set(default)]
 
-    df = _read_table(path, f"{where}.path")
-    n = len(df)
-    if n == 0:
-        raise DataError(f"{fname}: no rows; export the roster again or remove it from data.rosters")
-    wanted = [
-        ("reviewer_id", cols.reviewer_id),
-        *[
-            (k, v)
-            for k, v in (
-                ("markets", cols.markets),
-                ("classes", cols.classes),
-                ("accuracy", cols.accuracy),
-                ("mean_handling_time", cols.mean_handling_time),
-                ("shift_start", cols.shift_start),
-                ("shift_end", cols.shift_end),
-            )
-            if v is not None
-        ],
-        *[(f"accuracy_by_class.{c}", v) for c, v in cols.accuracy_by_class.items()],
-    ]
-    _require_columns(df, fname, wanted)
 
-    # Reviewer ids: present and unique (a duplicate would double-count a person).
-    ids = _text(df[cols.reviewer_id])
+def _reviewer_ids(table: ExportTable, ref: ColumnSpec) -> list[str]:
+    """Ids present and unique (a duplicate would count a person twice)."""
+    ids = table.text(ref)
     seen: dict[str, int] = {}
     for i, rid in enumerate(ids):
         if rid is None:
-            raise _cell_error(
-                fname,
+            raise table.cell_error(
                 i + 1,
-                cols.reviewer_id,
+                ref,
                 "blank reviewer id",
                 "every reviewer needs an id; fill it in or drop the row",
             )
         if rid in seen:
-            raise _cell_error(
-                fname,
+            raise table.cell_error(
                 i + 1,
-                cols.reviewer_id,
+                ref,
                 f"reviewer id {_show(rid)} already on row {seen[rid]}",
                 "list each reviewer once",
             )
         seen[rid] = i + 1
+    return [str(r) for r in ids]
 
-    # Overall accuracy: blanks get the file's mean (or the group default if all are blank).
-    default_spec = ReviewerGroup.model_fields["default_accuracy"].get_default(
-        call_default_factory=True
-    )
-    acc = np.full(n, np.nan)
-    if cols.accuracy is not None:
-        acc, blank = _accuracy_column(df, cols.accuracy, fname, "accuracy")
-        if blank.all():
-            report.default(
-                short,
-                _col_label("accuracy", cols.accuracy),
-                n,
-                f"no accuracy in the file: default sensitivity {default_spec.sensitivity:g}, "
-                f"specificity {default_spec.specificity:g}",
-            )
-        elif blank.any():
-            mean = float(np.mean(acc[~blank]))
-            acc[blank] = mean
-            report.default(
-                short,
-                _col_label("accuracy", cols.accuracy),
-                int(blank.sum()),
-                f"set to the file's mean accuracy {mean:.4g}",
-            )
-    else:
-        report.default(
-            short,
-            "accuracy",
-            n,
-            f"reviewers get the default sensitivity {default_spec.sensitivity:g}, "
-            f"specificity {default_spec.specificity:g}",
-            blank=False,
+
+def _list_cells(table: ExportTable, ref: ColumnSpec) -> list[list[str] | None]:
+    """Every row's list cell parsed (each distinct text once; Parquet lists per row)."""
+    series = table.series(ref)
+    delim = table.spec.list_delimiter  # type: ignore[attr-defined]
+    na = table.na(ref)
+    first = series.dropna()
+    if len(first) and isinstance(first.iloc[0], list | tuple | np.ndarray):
+        return [
+            parse_list(v, delim, table.fname, i + 1, ref.column, na) for i, v in enumerate(series)
+        ]
+    codes, texts = table.text_codes(ref)
+    first_row = {int(c): i + 1 for i, c in reversed(list(enumerate(codes)))}
+    parsed = [
+        None
+        if t is None
+        else parse_list(t, delim, table.fname, first_row.get(k, 0), ref.column, na)
+        for k, t in enumerate(texts)
+    ]
+    return [parsed[c] for c in codes]
+
+
+def _items_seen(cells: list[list[str] | None], skip: str | None = None) -> dict[str, Seen]:
+    out: dict[str, Seen] = {}
+    for i, items in enumerate(cells):
+        for item in items or ():
+            if skip is not None and item.lower() == skip:
+                continue
+            s = out.get(item)
+            if s is None:
+                out[item] = Seen(1, i + 1)
+            else:
+                s.count += 1
+    return out
+
+
+def _reviewer_classes(
+    table: ExportTable,
+    ref: ColumnSpec | None,
+    default: list[str] | None,
+    scen: Scenario,
+    where: str,
+) -> list[list[str]]:
+    """Classes per reviewer in scenario order; blank cells get the default classes."""
+    n, short = table.n, table.short
+    if ref is None:
+        table.report.default(
+            short, "classes", n, f"reviewers get default_classes {default}", blank=False
         )
-    by_class: dict[str, np.ndarray] = {}
-    for cname, col in cols.accuracy_by_class.items():
-        vals, blank = _accuracy_column(df, col, fname, f"accuracy of {cname}")
-        by_class[cname] = vals
-        report.default(
-            short,
-            f"accuracy_by_class.{cname} (column '{col}')",
+        return [list(default or ())] * n
+    class_names = [c.name for c in scen.classes]
+    cells = _list_cells(table, ref)
+    blank = np.array([c is None for c in cells], dtype=bool)
+    if blank.any() and default is None:
+        raise table.cell_error(
+            _first(blank) + 1,
+            ref,
+            "blank classes",
+            f"list the classes the reviewer handles (from {class_names}) or set default_classes "
+            f"on the roster (a list, or all)",
+        )
+    mapping = map_class_labels(
+        _items_seen(cells),
+        class_names,
+        table.spec.class_map,
+        Where(table.fname, short, ref.column, "classes", where),
+        table.report,
+    )
+    table.report.default(
+        short, _col_label("classes", ref.column), int(blank.sum()), f"default_classes {default}"
+    )
+    out = []
+    for items in cells:
+        got = set(default or ()) if items is None else {mapping[x] for x in items}
+        out.append([c for c in class_names if c in got])
+    return out
+
+
+def _reviewer_markets(
+    table: ExportTable, ref: ColumnSpec | None, markets: list[str] | None, where: str
+) -> list[set[str] | None]:
+    """Markets per reviewer; blank cells and an ``all`` item mean every market."""
+    if ref is None:
+        return [None] * table.n
+    cells = _list_cells(table, ref)
+    mapping = map_market_codes(
+        _items_seen(cells, skip="all"),
+        markets,
+        table.spec.market_map,
+        Where(table.fname, table.short, ref.column, "markets", where),
+        table.report,
+    )
+    out: list[set[str] | None] = []
+    blank = 0
+    for items in cells:
+        if items is None:
+            blank += 1
+            out.append(None)
+        elif any(x.lower() == "all" for x in items):
+            out.append(None)
+        else:
+            out.append({mapping[x] for x in items})
+    table.report.default(table.short, _col_label("markets", ref.column), blank, "all markets")
+    return out
+
+
+def _accuracy_column(
+    table: ExportTable, fld: str, ref: ColumnSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracies as shares in [0, 1]; percentages are an error, not silently rescaled."""
+    vals, blank = table.numeric(fld, ref, 0.0, None, _ACC_FIX, probability=True)
+    pct = ~blank & (vals > 1.0)
+    if pct.any():
+        i = _first(pct)
+        cell = _show(table.series(ref).iloc[i])
+        what = fld.replace("_", " ")
+        problem = (
+            f"{what} {cell} looks like a percentage"
+            if vals[i] <= 100.0
+            else f"{what} {cell} is out of range [0, 1]"
+        )
+        raise table.cell_error(i + 1, ref, problem, _ACC_FIX)
+    return vals, blank
+
+
+def _default_accuracy() -> AccuracySpec:
+    return ReviewerGroup.model_fields["default_accuracy"].get_default(call_default_factory=True)
+
+
+def _overall_accuracy(table: ExportTable, ref: ColumnSpec | None) -> np.ndarray:
+    """Overall accuracy; blanks get the file's mean (all blank: the group default)."""
+    d = _default_accuracy()
+    default_text = f"default sensitivity {d.sensitivity:g}, specificity {d.specificity:g}"
+    if ref is None:
+        table.report.default(
+            table.short, "accuracy", table.n, f"reviewers get the {default_text}", blank=False
+        )
+        return np.full(table.n, np.nan)
+    acc, blank = _accuracy_column(table, "accuracy", ref)
+    label = _col_label("accuracy", ref.column)
+    if blank.all():
+        table.report.default(
+            table.short, label, table.n, f"no accuracy in the file: {default_text}"
+        )
+    elif blank.any():
+        mean = float(np.mean(acc[~blank]))
+        acc[blank] = mean
+        table.report.default(
+            table.short, label, int(blank.sum()), f"set to the file's mean accuracy {mean:.4g}"
+        )
+    return acc
+
+
+def _class_accuracies(
+    table: ExportTable, cols: RosterColumns, classes: list[list[str]], where: str
+) -> dict[str, np.ndarray]:
+    """Per-class accuracy columns; a column no reviewer's classes use is an error."""
+    out: dict[str, np.ndarray] = {}
+    for cname, ref in cols.accuracy_by_class.items():
+        vals, blank = _accuracy_column(table, f"accuracy_of_{cname}", ref)
+        handles = np.array([cname in c for c in classes], dtype=bool)
+        if (~blank).any() and not (handles & ~blank).any():
+            raise ConfigError(
+                f"no reviewer with a value in column '{ref.column}' handles class {cname}, so "
+                f"the column would be ignored; check the classes column or remove the mapping",
+                field=f"{where}.columns.accuracy_by_class.{cname}",
+            )
+        unused = int((~handles & ~blank).sum())
+        if unused:
+            table.report.notes.append(
+                f"{unused} values of accuracy_by_class.{cname} (column '{ref.column}') in "
+                f"{table.short} not used: those reviewers do not handle {cname}"
+            )
+        out[cname] = vals
+        table.report.default(
+            table.short,
+            f"accuracy_by_class.{cname} (column '{ref.column}')",
             int(blank.sum()),
             "the reviewer's overall accuracy used",
         )
+    return out
 
-    # Speed from mean handling time.
-    mht = np.full(n, np.nan)
-    if cols.mean_handling_time is not None:
-        mht, blank = _numeric(
-            df[cols.mean_handling_time],
-            fname,
-            cols.mean_handling_time,
-            "mean handling time",
-            0.0,
-            None,
-            "handling times must be > 0",
-        )
-        zero = ~blank & (mht <= 0)
-        if zero.any():
-            i = _first(zero)
-            raise _cell_error(
-                fname,
-                i + 1,
-                cols.mean_handling_time,
-                f"mean handling time {_show(df[cols.mean_handling_time].iloc[i])} is not > 0",
-                "give the reviewer's mean handling time, or leave it blank for speed 1.0",
-            )
-        mht = mht * _UNIT_TO_MINUTES[spec.handling_time_unit]
-        report.default(
-            short,
-            _col_label("mean_handling_time", cols.mean_handling_time),
-            int(blank.sum()),
-            "speed 1.0",
-        )
-    else:
-        report.default(short, "mean_handling_time", n, "reviewers get speed 1.0", blank=False)
 
-    single_market = scen.markets == ["all"]
-    if cols.markets is not None and single_market:
-        report.notes.append(
-            f"column '{cols.markets}' (markets) of {short} ignored: the scenario has one "
-            f"market 'all'"
+def _mean_handling(table: ExportTable, ref: ColumnSpec | None, unit: str) -> np.ndarray:
+    """The reviewer's mean handling time in minutes (nan: speed 1.0)."""
+    if ref is None:
+        table.report.default(
+            table.short, "mean_handling_time", table.n, "reviewers get speed 1.0", blank=False
         )
-    market_col = None if single_market else cols.markets
-    class_col = cols.classes
-    blank_markets = blank_classes = blank_shifts = 0
-    mixed_speed = 0
-    shift_blank = (
-        (_blank_mask(df[cols.shift_start]), _blank_mask(df[cols.shift_end]))
-        if cols.shift_start is not None and cols.shift_end is not None
-        else None
+        return np.full(table.n, np.nan)
+    mht, blank = table.numeric("mean_handling_time", ref, 0.0, None, "handling times must be > 0")
+    zero = ~blank & (mht <= 0)
+    if zero.any():
+        i = _first(zero)
+        raise table.cell_error(
+            i + 1,
+            ref,
+            f"mean handling time {_show(table.series(ref).iloc[i])} is not > 0",
+            "give the reviewer's mean handling time, or leave it blank for speed 1.0",
+        )
+    table.report.default(
+        table.short, _col_label("mean_handling_time", ref.column), int(blank.sum()), "speed 1.0"
     )
+    return mht * _UNIT_TO_MINUTES[unit]
 
+
+def _shifts(table: ExportTable, cols: RosterColumns, fmt: str) -> list[tuple[float, float] | None]:
+    """(start, end) minutes of the day per reviewer; both blank (or 00:00-24:00): on duty."""
+    if cols.shift_start is None or cols.shift_end is None:
+        return [None] * table.n
+    s_ref, e_ref = cols.shift_start, cols.shift_end
+    s_blank, e_blank = table.blank(s_ref), table.blank(e_ref)
+    out: list[tuple[float, float] | None] = []
+    for i in range(table.n):
+        if s_blank[i] != e_blank[i]:
+            raise table.cell_error(
+                i + 1,
+                e_ref if e_blank[i] else s_ref,
+                "only one of shift_start and shift_end is given",
+                "give both, or leave both blank for always on duty",
+            )
+        start = parse_shift_time(
+            table.series(s_ref).iloc[i], fmt, table.fname, i + 1, s_ref.column, s_blank[i]
+        )
+        end = parse_shift_time(
+            table.series(e_ref).iloc[i], fmt, table.fname, i + 1, e_ref.column, e_blank[i]
+        )
+        if start is None or end is None:
+            out.append(None)
+            continue
+        if start == end:
+            raise table.cell_error(
+                i + 1,
+                e_ref,
+                "the shift ends when it starts",
+                "give the real end time, or leave both blank for always on duty",
+            )
+        start %= _DAY
+        end = end % _DAY or _DAY
+        # 00:00-24:00 is a full day: the same as no shift at all.
+        out.append(None if (end - start) % _DAY == 0 else (start, end))
+    table.report.default(table.short, "shift_start/shift_end", int(s_blank.sum()), "always on duty")
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Step 2: reviewers into groups
+# ------------------------------------------------------------------------------------------
+def roster_groups(
+    rows: RosterRows, scen: Scenario, markets: list[str], taken: set[str]
+) -> list[ReviewerGroup]:
+    """One group per distinct kind of reviewer, named after its first member."""
+    handling_mean = {c.name: c.handling.expected for c in scen.classes}
     groups: dict[tuple, dict[str, Any]] = {}
-    for i in range(n):
-        row = i + 1
-        rid = str(ids[i])
-        # classes
-        if class_col is not None:
-            got = _parse_list(df[class_col].iloc[i], spec.list_delimiter, fname, row, class_col)
-        else:
-            got = None
-        if got is None:
-            if spec.default_classes is None:
-                raise _cell_error(
-                    fname,
-                    row,
-                    str(class_col),
-                    "blank classes",
-                    f"list the classes the reviewer handles (from {class_names}) or set "
-                    f"default_classes on the roster",
-                )
-            got = list(spec.default_classes)
-            blank_classes += class_col is not None
-        unknown = [c for c in got if c not in class_names]
-        if unknown:
-            raise _cell_error(
-                fname,
-                row,
-                str(class_col),
-                f"unknown class {_show(unknown[0])}",
-                f"use the scenario's classes {class_names}",
-            )
-        classes = [c for c in class_names if c in set(got)]
-        # markets
-        markets: list[str] | str = "all"
-        if market_col is not None:
-            mk = _parse_list(df[market_col].iloc[i], spec.list_delimiter, fname, row, market_col)
-            if mk is None:
-                blank_markets += 1
-            elif not any(m.lower() == "all" for m in mk):
-                bad_m = [m for m in mk if m not in scen.markets]
-                if bad_m:
-                    raise _cell_error(
-                        fname,
-                        row,
-                        market_col,
-                        f"unknown market {_show(bad_m[0])}",
-                        f"use the scenario's markets {list(scen.markets)} (or all)",
-                    )
-                markets = [m for m in scen.markets if m in set(mk)]
-        # accuracy
-        default_acc = (
-            AccuracySpec(sensitivity=float(acc[i]), specificity=spec.specificity)
-            if acc[i] == acc[i]
-            else default_spec
-        )
-        accuracy = {
-            c: AccuracySpec(sensitivity=float(vals[i]), specificity=spec.specificity)
-            for c, vals in by_class.items()
-            if c in classes and vals[i] == vals[i]
-        }
-        # speed
-        speed: dict[str, float] = {}
-        if mht[i] == mht[i]:
-            speed = {c: handling_mean[c] / float(mht[i]) for c in classes}
-            means = [handling_mean[c] for c in classes]
-            if max(means) > 1.5 * min(means):
-                mixed_speed += 1
-        # shift
-        shift = None
-        if shift_blank is not None:
-            sb, eb = shift_blank[0][i], shift_blank[1][i]
-            if sb != eb:
-                col = cols.shift_end if eb else cols.shift_start
-                raise _cell_error(
-                    fname,
-                    row,
-                    str(col),
-                    "only one of shift_start and shift_end is given",
-                    "give both, or leave both blank for always on duty",
-                )
-            start = _parse_shift_time(
-                df[cols.shift_start].iloc[i],
-                spec.shift_time_format,
-                fname,
-                row,
-                str(cols.shift_start),
-                sb,
-            )
-            end = _parse_shift_time(
-                df[cols.shift_end].iloc[i],
-                spec.shift_time_format,
-                fname,
-                row,
-                str(cols.shift_end),
-                eb,
-            )
-            if start is None or end is None:
-                blank_shifts += 1
-            elif start == end:
-                raise _cell_error(
-                    fname,
-                    row,
-                    str(cols.shift_end),
-                    "the shift ends when it starts",
-                    "give the real end time, or leave both blank for always on duty",
-                )
-            else:
-                start %= _DAY
-                end = end % _DAY or _DAY
-                # 00:00-24:00 is a full day: the same as no shift at all.
-                shift = None if (end - start) % _DAY == 0 else (start, end)
-        key = (
-            tuple(classes),
-            markets if isinstance(markets, str) else tuple(markets),
-            (default_acc.sensitivity, default_acc.specificity),
-            tuple(sorted((c, a.sensitivity, a.specificity) for c, a in accuracy.items())),
-            tuple(sorted(speed.items())),
-            shift,
-        )
+    mixed_speed = 0
+    for i, rid in enumerate(rows.ids):
+        classes = rows.classes[i]
+        kind = _reviewer_kind(rows, i, classes, markets, handling_mean)
+        means = [handling_mean[c] for c in classes]
+        if kind["speed"] and max(means) > 1.5 * min(means):
+            mixed_speed += 1
+        key = _kind_key(kind)
         if key in groups:
             groups[key]["count"] += 1
-            continue
-        groups[key] = {
-            "first_id": rid,
-            "count": 1,
-            "classes": classes,
-            "markets": markets,
-            "default_accuracy": default_acc,
-            "accuracy": accuracy,
-            "speed": speed,
-            "shifts": [Shift(start=shift[0], end=shift[1])] if shift else [],
-        }
-
-    if market_col is not None:
-        report.default(short, _col_label("markets", market_col), blank_markets, "all markets")
-    if class_col is not None:
-        report.default(
-            short,
-            _col_label("classes", class_col),
-            blank_classes,
-            f"default_classes {spec.default_classes}",
-        )
-    elif spec.default_classes is not None:
-        report.default(
-            short,
-            "classes",
-            n,
-            f"reviewers get default_classes {spec.default_classes}",
-            blank=False,
-        )
-    if shift_blank is not None:
-        report.default(short, "shift_start/shift_end", blank_shifts, "always on duty")
+        else:
+            groups[key] = kind | {"first_id": rid, "count": 1}
+    short = rows.table.short
     if mixed_speed:
-        report.notes.append(
+        rows.table.report.notes.append(
             f"{mixed_speed} reviewers in {short} handle classes whose mean handling times "
             f"differ by more than 1.5x: one mean handling time per reviewer makes their "
             f"per-class speeds depend on their class mix; check the speed factors"
         )
-
-    out: list[ReviewerGroup] = []
-    for g in groups.values():
-        name = _unique_name(f"roster_{_GROUP_NAME_BAD.sub('_', g['first_id'])}", taken)
-        out.append(
-            ReviewerGroup(
-                name=name,
-                count=g["count"],
-                classes=g["classes"],
-                markets=g["markets"],
-                accuracy=g["accuracy"],
-                default_accuracy=g["default_accuracy"],
-                speed=g["speed"],
-                shifts=g["shifts"],
-            )
+    out = [
+        ReviewerGroup(
+            name=_unique_name(f"roster_{_GROUP_NAME_BAD.sub('_', g.pop('first_id'))}", taken),
+            **g,
         )
-    report.files.append(
-        LoadedFile(
-            "roster",
-            short,
-            short,
-            n,
-            f"{n} reviewers in {len(out)} groups: "
-            + ", ".join(f"{g.name} x{g.count}" for g in out),
-            _file_sha256(path),
-        )
+        for g in groups.values()
+    ]
+    rows.table.report.files.append(
+        rows.table.loaded("roster", short, _groups_detail(len(rows.ids), out))
     )
     return out
+
+
+def _reviewer_kind(
+    rows: RosterRows,
+    i: int,
+    classes: list[str],
+    markets: list[str],
+    handling_mean: dict[str, float],
+) -> dict[str, Any]:
+    """Everything that makes reviewer ``i`` interchangeable with another, as group fields."""
+    acc = rows.accuracy[i]
+    spec = rows.specificity
+    default_acc = (
+        AccuracySpec(sensitivity=float(acc), specificity=spec)
+        if acc == acc
+        else _default_accuracy()
+    )
+    accuracy = {
+        c: AccuracySpec(sensitivity=float(vals[i]), specificity=spec)
+        for c, vals in rows.by_class.items()
+        if c in classes and vals[i] == vals[i]
+    }
+    mht = rows.mean_handling[i]
+    speed = {c: handling_mean[c] / float(mht) for c in classes} if mht == mht else {}
+    mk = rows.markets[i]
+    shift = rows.shifts[i]
+    return {
+        "classes": classes,
+        "markets": "all" if mk is None else [m for m in markets if m in mk],
+        "default_accuracy": default_acc,
+        "accuracy": accuracy,
+        "speed": speed,
+        "shifts": [Shift(start=shift[0], end=shift[1])] if shift else [],
+    }
+
+
+def _kind_key(kind: dict[str, Any]) -> tuple:
+    d = kind["default_accuracy"]
+    shifts = kind["shifts"]
+    return (
+        tuple(kind["classes"]),
+        kind["markets"] if isinstance(kind["markets"], str) else tuple(kind["markets"]),
+        (d.sensitivity, d.specificity),
+        tuple(sorted((c, a.sensitivity, a.specificity) for c, a in kind["accuracy"].items())),
+        tuple(sorted(kind["speed"].items())),
+        (shifts[0].start, shifts[0].end) if shifts else None,
+    )
+
+
+def _groups_detail(n: int, groups: list[ReviewerGroup], shown: int = 6) -> str:
+    names = ", ".join(f"{g.name} x{g.count}" for g in groups[:shown])
+    more = f", ... ({len(groups) - shown} more)" if len(groups) > shown else ""
+    return f"{n} reviewers in {len(groups)} groups: {names}{more}"
 
 
 def _unique_name(base: str, taken: set[str]) -> str:

@@ -5,24 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dispatch.errors import ConfigError, DataError
+from dispatch.dataspec import ColumnSpec
+from dispatch.errors import ConfigError
+from dispatch.importers.columns import ExportTable
 from dispatch.importers.common import (
     _NUMERIC_TIME_SCALE,
     _TASK_DEFAULTS,
     _UNIT_TO_MINUTES,
-    _blank_mask,
-    _cell_error,
-    _file_sha256,
     _first,
-    _numeric,
-    _one_line,
-    _read_table,
-    _require_columns,
     _show,
-    _text,
-    _text_codes,
 )
-from dispatch.importers.records import ImportReport, LoadedFile, _LogTable
+from dispatch.importers.names import Seen, Where, map_class_labels, map_market_codes
+from dispatch.importers.records import ImportReport, _LogTable
+from dispatch.importers.times import parse_start, time_values
 from dispatch.scenario import (
     ProfileArrivals,
     Scenario,
@@ -33,109 +28,18 @@ from dispatch.scenario import (
 # ------------------------------------------------------------------------------------------
 # Task logs
 # ------------------------------------------------------------------------------------------
-def _time_values(
-    series: pd.Series, spec: TaskLogSpec, idx: int, fname: str, column: str
-) -> pd.Series | np.ndarray:
-    """Parse the arrival column: UTC datetimes, or floats in the format's own unit."""
-    fmt = spec.timestamp_format
-    blank = _blank_mask(series)
-    if blank.any():
-        raise _cell_error(
-            fname,
-            _first(blank) + 1,
-            column,
-            "blank arrival timestamp",
-            "every task needs its arrival time; fill it in or drop the row from the export",
-        )
-    is_dt = pd.api.types.is_datetime64_any_dtype(series)
-    if fmt in _NUMERIC_TIME_SCALE:
-        if is_dt:
-            raise DataError(
-                f"{fname}: column '{column}' holds datetimes but timestamp_format is "
-                f"'{fmt}'; set timestamp_format: iso for this log"
-            )
-        vals, _ = _numeric(series, fname, column, "timestamp")
-        return vals
-    if is_dt:
-        ts = series.dt.tz_localize("UTC") if series.dt.tz is None else series.dt.tz_convert("UTC")
-        return ts.reset_index(drop=True)
-    text = series.astype("string").str.strip()
-    pattern = "ISO8601" if fmt == "iso" else fmt
-    try:
-        ts = pd.to_datetime(text, format=pattern, utc=True, errors="coerce")
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"timestamp_format {fmt!r} is not a usable strftime pattern ({_one_line(exc)}); "
-            f"use 'iso', 'unix_s', 'unix_ms', 'minutes' or e.g. '%Y-%m-%d %H:%M:%S'",
-            field=f"data.task_logs.{idx}.timestamp_format",
-        ) from None
-    bad = ts.isna().to_numpy(dtype=bool)
-    if bad.any():
-        i = _first(bad)
-        expect = (
-            "an ISO 8601 timestamp such as 2024-03-01T08:00:00"
-            if fmt == "iso"
-            else f"the pattern {fmt!r}"
-        )
-        raise _cell_error(
-            fname,
-            i + 1,
-            column,
-            f"unparsable timestamp {_show(series.iloc[i])}",
-            f"expected {expect}; fix the cell or set timestamp_format to match the export",
-        )
-    return ts.reset_index(drop=True)
-
-
-def _parse_start(spec: TaskLogSpec, idx: int) -> pd.Timestamp | float:
-    """Minute 0 given as ``start``, in the same representation as the parsed column."""
-    fmt = spec.timestamp_format
-    raw = str(spec.start).strip()
-    where = f"data.task_logs.{idx}.start"
-    if fmt in _NUMERIC_TIME_SCALE:
-        try:
-            return float(raw)
-        except ValueError:
-            pass
-        if fmt != "minutes":
-            try:
-                ts = pd.Timestamp(raw)
-                ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-                secs = (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-                return secs * (1000.0 if fmt == "unix_ms" else 1.0)
-            except (ValueError, TypeError):
-                pass
-        raise ConfigError(
-            f"start {raw!r} is not a number in the log's timestamp format ({fmt})"
-            + ("" if fmt == "minutes" else " nor an ISO timestamp")
-            + "; write it like the arrival column",
-            field=where,
-        )
-    for pattern in ("ISO8601",) if fmt == "iso" else (fmt, "ISO8601"):
-        try:
-            ts = pd.to_datetime(raw, format=pattern, utc=True)
-        except (ValueError, TypeError):
-            continue
-        if not pd.isna(ts):
-            return ts
-    raise ConfigError(
-        f"start {raw!r} cannot be parsed as a timestamp (format {fmt!r}); write it like "
-        f"the arrival column or as ISO 8601 (2024-03-01T08:00:00)",
-        field=where,
-    )
-
-
 def _arrival_minutes(
-    series: pd.Series, spec: TaskLogSpec, idx: int, fname: str, column: str
+    table: ExportTable, ref: ColumnSpec, spec: TaskLogSpec, idx: int
 ) -> tuple[np.ndarray, str, float | None]:
     """Minutes relative to minute 0, what minute 0 is, and its minute of the (UTC) day.
 
     The minute of the day is ``None`` for ``minutes`` logs, which carry no clock time.
     """
-    values = _time_values(series, spec, idx, fname, column)
+    where = f"data.task_logs.{idx}"
+    values = time_values(table, ref, spec, where)
     fmt = spec.timestamp_format
     if spec.start is not None:
-        origin = _parse_start(spec, idx)
+        origin = parse_start(spec, where)
         why = "start"
     elif fmt == "minutes":
         origin, why = 0.0, "the log's own minute 0"
@@ -147,7 +51,7 @@ def _arrival_minutes(
         raise ConfigError(
             "use: both needs start, the timestamp of minute 0: rows before it become the "
             "backlog and rows from it on are replayed; add start to this task log",
-            field=f"data.task_logs.{idx}.start",
+            field=f"{where}.start",
         )
     if isinstance(values, pd.Series):
         minutes = ((values - origin) / pd.Timedelta(minutes=1)).to_numpy(dtype=float)
@@ -174,25 +78,56 @@ def _uses_clock(scen: Scenario) -> bool:
     )
 
 
-def _load_task_log(scen: Scenario, idx: int, spec: TaskLogSpec, report: ImportReport) -> _LogTable:
-    path = scen.resolve_path(spec.path)
-    fname = str(path)
-    short = spec.path
-    df = _read_table(path, f"data.task_logs.{idx}.path")
-    n = len(df)
-    if n == 0:
-        raise DataError(f"{fname}: no rows; export the log again or remove it from data.task_logs")
+def _load_task_log(
+    scen: Scenario,
+    idx: int,
+    spec: TaskLogSpec,
+    report: ImportReport,
+    markets: list[str] | None,
+) -> _LogTable:
+    """Read and check one task log; ``markets`` is ``None`` with ``markets: from_data``."""
+    where = f"data.task_logs.{idx}"
+    table = ExportTable.read(scen.resolve_path(spec.path), spec, where, report, "log")
     cmap = spec.columns
-    mapped = {
-        k: v for k, v in cmap.model_dump(by_alias=False).items() if v is not None
-    }  # field name -> column
-    _require_columns(
-        df,
-        fname,
-        [("class" if k == "task_class" else k, v) for k, v in mapped.items()],
-    )
+    mapped = cmap.mapped()
+    table.require(mapped)
+    n = table.n
 
-    minutes, origin, tod = _arrival_minutes(df[cmap.arrival], spec, idx, fname, cmap.arrival)
+    minutes, origin, tod = _arrival_minutes(table, cmap.arrival, spec, idx)
+    _note_clock(scen, spec, tod, report)
+    cls = _task_classes(table, cmap.task_class, scen, where)
+    market = _task_markets(table, cmap.market, scen, cls, markets, where)
+    handling = _task_number(
+        table, mapped, "handling_time", 0.0, None, "handling times must be >= 0"
+    )
+    task_id = table.text(cmap.task_id) if cmap.task_id else np.full(n, None, dtype=object)
+    if cmap.task_id is not None:
+        dups = int(pd.Series(task_id).dropna().duplicated().sum())
+        if dups:
+            report.notes.append(f"{dups} duplicate task ids in {spec.path} (rows kept as logged)")
+
+    log = _LogTable(
+        name=spec.name,
+        use=spec.use,
+        minutes=minutes,
+        cls=cls,
+        market=market,
+        risk=_task_number(table, mapped, "risk", 0.0, 1.0, _RISK_FIX, probability=True),
+        reach=_task_number(table, mapped, "reach", 0.0, None, "reach must be >= 0"),
+        severity=_task_number(table, mapped, "severity", 0.0, None, "severity must be >= 0"),
+        label=_labels(table, cmap.label, spec),
+        handling=handling * _UNIT_TO_MINUTES[spec.handling_time_unit],
+        task_id=task_id,
+        row_no=np.arange(1, n + 1),
+    )
+    _split_log(log, spec, table, report, origin)
+    return log
+
+
+_RISK_FIX = "risk must be a probability in [0, 1] (if the export gives percentages, divide by 100)"
+
+
+def _note_clock(scen: Scenario, spec: TaskLogSpec, tod: float | None, report: ImportReport) -> None:
     if tod is not None and tod != 0.0 and _uses_clock(scen):
         hh, mm = divmod(round(tod), 60)
         report.notes.append(
@@ -200,122 +135,130 @@ def _load_task_log(scen: Scenario, idx: int, spec: TaskLogSpec, report: ImportRe
             f"times and daily arrival profiles count minutes from minute 0 as if it were "
             f"00:00; set start to that day's midnight so clock times line up"
         )
-    class_names = [c.name for c in scen.classes]
-    cls = _task_classes(df[cmap.task_class], class_names, fname, cmap.task_class)
-    market = _task_markets(df, scen, cls, cmap.market, fname, short, n, report)
 
-    def num(key: str, lo: float | None, hi: float | None, fix: str = "") -> np.ndarray:
-        col = mapped.get(key)
-        if col is None:
-            if key in _TASK_DEFAULTS:
-                report.default(short, key, n, _TASK_DEFAULTS[key], blank=False)
-            return np.full(n, np.nan)
-        vals, blank = _numeric(df[col], fname, col, key.replace("_", " "), lo, hi, fix)
-        report.default(short, _col_label(key, col), int(blank.sum()), _TASK_DEFAULTS[key])
-        return vals
 
-    risk = num(
-        "risk",
-        0.0,
-        1.0,
-        "risk must be a probability in [0, 1] (if the export gives percentages, divide by 100)",
+def _task_number(
+    table: ExportTable,
+    mapped: dict[str, ColumnSpec],
+    key: str,
+    lo: float | None,
+    hi: float | None,
+    fix: str,
+    *,
+    probability: bool = False,
+) -> np.ndarray:
+    """A numeric task field; unmapped or blank cells are nan (drawn) and reported."""
+    ref = mapped.get(key)
+    if ref is None:
+        table.report.default(table.short, key, table.n, _TASK_DEFAULTS[key], blank=False)
+        return np.full(table.n, np.nan)
+    vals, blank = table.numeric(key, ref, lo, hi, fix, probability=probability)
+    table.report.default(
+        table.short, _col_label(key, ref.column), int(blank.sum()), _TASK_DEFAULTS[key]
     )
-    reach = num("reach", 0.0, None, "reach must be >= 0")
-    severity = num("severity", 0.0, None, "severity must be >= 0")
-    handling = num("handling_time", 0.0, None, "handling times must be >= 0")
-    handling = handling * _UNIT_TO_MINUTES[spec.handling_time_unit]
-    label = _labels(df, mapped.get("label"), spec, short, n, report)
-    task_id = (
-        _text(df[mapped["task_id"]]) if "task_id" in mapped else np.full(n, None, dtype=object)
-    )
-    if "task_id" in mapped:
-        ids = pd.Series(task_id).dropna()
-        dups = int(ids.duplicated().sum())
-        if dups:
-            report.notes.append(f"{dups} duplicate task ids in {short} (rows kept as logged)")
-
-    table = _LogTable(
-        name=spec.name,
-        use=spec.use,
-        minutes=minutes,
-        cls=cls,
-        market=market,
-        risk=risk,
-        reach=reach,
-        severity=severity,
-        label=label,
-        handling=handling,
-        task_id=task_id,
-        row_no=np.arange(1, n + 1),
-    )
-    _split_log(table, spec, short, report, origin, _file_sha256(path))
-    return table
+    return vals
 
 
 def _col_label(key: str, col: str) -> str:
     return key if key == col else f"{key} (column '{col}')"
 
 
-def _task_classes(series: pd.Series, known: list[str], fname: str, column: str) -> np.ndarray:
-    cls = _text(series)
-    blank = pd.isna(cls)
+def _task_classes(table: ExportTable, ref: ColumnSpec, scen: Scenario, where: str) -> np.ndarray:
+    """Class name per row: labels through class_map and safe names (see names.py)."""
+    codes, texts = table.text_codes(ref)
+    blank = codes == len(texts) - 1  # the last text is the blank one
     if blank.any():
-        raise _cell_error(
-            fname,
+        raise table.cell_error(
             _first(blank) + 1,
-            column,
+            ref,
             "blank task class",
-            f"every row needs one of the scenario's classes {known}",
+            f"every row needs a class (scenario classes: {[c.name for c in scen.classes]})",
         )
-    unknown = ~np.isin(cls.astype(str), known)
-    if unknown.any():
-        i = _first(unknown)
-        raise _cell_error(
-            fname,
-            i + 1,
-            column,
-            f"unknown class {_show(cls[i])}",
-            f"use one of {known}, or add the class to the scenario",
-        )
-    return cls
+    seen = _seen_codes(codes, texts)
+    mapping = map_class_labels(
+        seen,
+        [c.name for c in scen.classes],
+        table.spec.class_map,
+        Where(table.fname, table.short, ref.column, "class", where),
+        table.report,
+    )
+    lookup = np.array([mapping.get(t) if t is not None else None for t in texts], dtype=object)
+    return lookup[codes]
+
+
+def _seen_codes(codes: np.ndarray, texts: list[str | None]) -> dict[str, Seen]:
+    """Counts and first rows of each distinct non-blank text, from factorised codes.
+
+    Two raw cells can strip to one text (' US' and 'US'): their counts add up.
+    """
+    counts = np.bincount(codes, minlength=len(texts))
+    first = np.full(len(texts), -1)
+    rows = np.arange(len(codes))[::-1]
+    first[codes[rows]] = rows  # the last write per code is its first row
+    out: dict[str, Seen] = {}
+    for k, t in enumerate(texts):
+        if t is None or counts[k] == 0:
+            continue
+        s = out.get(t)
+        if s is None:
+            out[t] = Seen(int(counts[k]), int(first[k]) + 1)
+        else:
+            s.count += int(counts[k])
+            s.first_row = min(s.first_row, int(first[k]) + 1)
+    return out
 
 
 def _task_markets(
-    df: pd.DataFrame,
+    table: ExportTable,
+    ref: ColumnSpec | None,
     scen: Scenario,
     cls: np.ndarray,
-    column: str | None,
-    fname: str,
-    short: str,
-    n: int,
-    report: ImportReport,
+    markets: list[str] | None,
+    where: str,
 ) -> np.ndarray:
-    """Market per row (``None``: draw from the class mix); single-market scenarios ignore it."""
+    """Market per row (``None``: drawn from the class mix).
+
+    A market column in a scenario with the single market ``all`` would be ignored: an error.
+    """
+    n = table.n
     out = np.full(n, None, dtype=object)
-    single = scen.markets == ["all"]
-    if column is None:
-        if not single:
-            report.default(short, "market", n, _TASK_DEFAULTS["market"], blank=False)
+    if ref is None:
+        if markets != ["all"]:
+            table.report.default(table.short, "market", n, _TASK_DEFAULTS["market"], blank=False)
         return out
-    if single:
-        report.notes.append(
-            f"column '{column}' (market) of {short} ignored: the scenario has one market 'all'"
+    if markets == ["all"]:
+        raise ConfigError(
+            f"column '{ref.column}' is mapped as market, but the scenario has the single "
+            f"market 'all', so it would be ignored; list the scenario's markets (or write "
+            f"markets: from_data), or remove the mapping",
+            field=f"{where}.columns.market",
         )
-        return out
-    vals = _text(df[column])
-    blank = pd.isna(vals)
-    report.default(short, _col_label("market", column), int(blank.sum()), _TASK_DEFAULTS["market"])
-    known = list(scen.markets)
-    unknown = ~blank & ~np.isin(vals.astype(str), known)
-    if unknown.any():
-        i = _first(unknown)
-        raise _cell_error(
-            fname,
-            i + 1,
-            column,
-            f"unknown market {_show(vals[i])}",
-            f"use one of the scenario's markets {known}, or add it to markets",
-        )
+    codes, texts = table.text_codes(ref)
+    mapping = map_market_codes(
+        _seen_codes(codes, texts),
+        markets,
+        table.spec.market_map,
+        Where(table.fname, table.short, ref.column, "market", where),
+        table.report,
+    )
+    lookup = np.array([mapping.get(t) if t is not None else None for t in texts], dtype=object)
+    vals = lookup[codes]
+    blank = np.asarray([v is None for v in vals], dtype=bool)
+    table.report.default(
+        table.short, _col_label("market", ref.column), int(blank.sum()), _TASK_DEFAULTS["market"]
+    )
+    _check_market_mix(table, ref, scen, cls, vals, blank)
+    return vals
+
+
+def _check_market_mix(
+    table: ExportTable,
+    ref: ColumnSpec,
+    scen: Scenario,
+    cls: np.ndarray,
+    vals: np.ndarray,
+    blank: np.ndarray,
+) -> None:
     for c in scen.classes:
         if not c.market_mix:
             continue
@@ -323,14 +266,12 @@ def _task_markets(
         bad = (cls == c.name) & ~blank & ~np.isin(vals.astype(str), allowed)
         if bad.any():
             i = _first(bad)
-            raise _cell_error(
-                fname,
+            raise table.cell_error(
                 i + 1,
-                column,
+                ref,
                 f"market {_show(vals[i])} is not in the market_mix of class {c.name} {allowed}",
                 "add the market to the class's market_mix or correct the row",
             )
-    return vals
 
 
 def _number_text(text: str) -> str:
@@ -342,19 +283,13 @@ def _number_text(text: str) -> str:
     return str(int(x)) if x.is_integer() else text
 
 
-def _labels(
-    df: pd.DataFrame,
-    column: str | None,
-    spec: TaskLogSpec,
-    short: str,
-    n: int,
-    report: ImportReport,
-) -> np.ndarray:
+def _labels(table: ExportTable, ref: ColumnSpec | None, spec: TaskLogSpec) -> np.ndarray:
     """1.0 violating, 0.0 not, nan unknown; other spellings read as 0.0 and are listed."""
-    if column is None:
+    short, n, report = table.short, table.n, table.report
+    if ref is None:
         report.default(short, "label", n, _TASK_DEFAULTS["label"], blank=False)
         return np.full(n, np.nan)
-    codes, texts = _text_codes(df[column])
+    codes, texts = table.text_codes(ref)
     truthy = {_number_text(s.strip().lower()) for s in spec.label_true}
     value = np.full(len(texts), np.nan)
     others: set[str] = set()
@@ -369,7 +304,7 @@ def _labels(
             others.add(low)
     out = value[codes]
     report.default(
-        short, _col_label("label", column), int(np.isnan(out).sum()), _TASK_DEFAULTS["label"]
+        short, _col_label("label", ref.column), int(np.isnan(out).sum()), _TASK_DEFAULTS["label"]
     )
     if others:
         shown = ", ".join(repr(s) for s in sorted(others)[:8])
@@ -384,10 +319,9 @@ def _labels(
 def _split_log(
     table: _LogTable,
     spec: TaskLogSpec,
-    short: str,
+    export: ExportTable,
     report: ImportReport,
     origin: str,
-    sha: str | None,
 ) -> None:
     """Sort rows into replay (minute >= 0) and backlog (minute < 0, or <= 0 for a snapshot)."""
     m = table.minutes
@@ -404,7 +338,7 @@ def _split_log(
         ignored = np.zeros(len(m), dtype=bool)
         why = ""
     if ignored.any():
-        report.notes.append(f"{int(ignored.sum())} rows of {short} ignored: {why}")
+        report.notes.append(f"{int(ignored.sum())} rows of {spec.path} ignored: {why}")
     order = np.argsort(m, kind="stable")
     replay_sorted = order[replay[order]]
     table.replay_idx = {
@@ -413,13 +347,10 @@ def _split_log(
     }
     table.backlog_idx = order[backlog[order]]
     report.files.append(
-        LoadedFile(
+        export.loaded(
             "task_log",
             spec.name,
-            short,
-            len(m),
             f"{origin}; {int(replay.sum())} replayed, {int(backlog.sum())} backlog"
             + (f", {int(ignored.sum())} ignored" if ignored.any() else ""),
-            sha,
         )
     )

@@ -27,6 +27,7 @@ SCENARIOS: dict[str, dict[str, object]] = {
     "multiclass_priority": {"horizon": 700.0, "warmup": 50.0},
     "cmu_single_server": {"horizon": 2000.0, "warmup": 100.0},
     "ecommerce_day": {"horizon": 360.0},
+    "moderation_backlog": {"horizon": 60.0},
 }
 POLICIES: dict[str, dict[str, object]] = {
     "fifo": {},
