@@ -34,7 +34,7 @@ import numpy as np
 from dispatch.errors import ConfigError
 from dispatch.plan.config import PlanConfig
 from dispatch.plan.demand import Demand
-from dispatch.plan.staffing import smallest_staff, sqrt_staff
+from dispatch.plan.staffing import UnreachableTarget, smallest_staff, sqrt_staff
 from dispatch.scenario import Scenario
 
 
@@ -166,7 +166,8 @@ def _stream_staff(demand: Demand, scen: Scenario, cfg: PlanConfig, lam: np.ndarr
                     continue
                 if cfg.staffing.method == "sqrt":
                     out[i, k, m] = sqrt_staff(r * mean, cfg.staffing.beta)
-                else:
+                    continue
+                try:
                     out[i, k, m] = smallest_staff(
                         r,
                         mean,
@@ -175,6 +176,12 @@ def _stream_staff(demand: Demand, scen: Scenario, cfg: PlanConfig, lam: np.ndarr
                         patience_mean=None if math.isnan(patience) else patience,
                         handling=c.handling,
                     )
+                except UnreachableTarget as exc:
+                    raise ConfigError(
+                        f"class {c.name}, market {demand.markets[m]}, interval "
+                        f"{demand.label(i)}: {exc}",
+                        field=f"targets.{c.name}.sla",
+                    ) from None
     return out
 
 

@@ -100,6 +100,9 @@ def measures(
         "mean_wait": mean_queue / lam,
         "p_wait": p_wait,
     }
+    if not math.isfinite(sla):
+        out["sla"] = 1.0 - out["p_abandon"]
+        return out
     t = np.maximum(sla - (nodes if nodes is not None else _exp_nodes(mu)), 0.0)
     served_by = _hypoexp_mixture_cdf(weights, c * mu, theta, t)
     no_wait = float(pi[:c].sum())
@@ -189,6 +192,15 @@ def _smallest_cached(
 ) -> int:
     nodes = _NODES.get(nodes_key)
     mu = 1.0 / mean
+    goal = dict(targets).get("sla")
+    if goal is not None:
+        best = float(np.mean(nodes <= sla)) if nodes is not None else 1 - math.exp(-mu * sla)
+        if best < goal:
+            raise UnreachableTarget(
+                f"only {100 * best:.1f}% of tasks are handled within the SLA of {sla:g} min "
+                f"even without waiting; an SLA target of {100 * goal:g}% cannot be met by "
+                "staffing (lower the target or lengthen the SLA)"
+            )
     a = lam * mean
     c = max(1, int(math.floor(a)) if theta > 0 else int(math.floor(a)) + 1)
     while True:
@@ -205,7 +217,11 @@ def _smallest_cached(
     return c
 
 
-_NODES: dict[str, np.ndarray] = {}  # handling distribution (as JSON) -> quadrature nodes
+_NODES: dict[str, np.ndarray] = {}
+
+
+class UnreachableTarget(ValueError):
+    """No number of reviewers meets the target (the handling time alone breaks the SLA)."""  # handling distribution (as JSON) -> quadrature nodes
 
 
 def _meets(m: dict[str, float], targets: dict[str, float]) -> bool:
