@@ -56,13 +56,23 @@ def quality() -> dict:
     for cls, tg in res.targets.items():
         if "sla" in tg:
             m, lo, hi = mean_ci(res.validation.per_class[cls]["sla_attainment"][:, None], 0.95)
-            out["min_cost"]["per_class_sla_ci"][cls] = [float(m[0]), float(lo[0]), float(hi[0]),
-                                                        tg["sla"]]
+            out["min_cost"]["per_class_sla_ci"][cls] = [
+                float(m[0]),
+                float(lo[0]),
+                float(hi[0]),
+                tg["sla"],
+            ]
     hand = hand_roster()
     hours = hand["hours"]
-    cfgb = load_plan(ROOT / "experiments/plans/ecommerce_day.yaml",
-                     {"simulation.seeds": SEEDS, "objective.mode": "budget",
-                      "objective.budget_hours": hours, "simulation.max_iterations": 2})
+    cfgb = load_plan(
+        ROOT / "experiments/plans/ecommerce_day.yaml",
+        {
+            "simulation.seeds": SEEDS,
+            "objective.mode": "budget",
+            "objective.budget_hours": hours,
+            "simulation.max_iterations": 2,
+        },
+    )
     resb = make_plan(cfgb, workers=2)
     for key in ("objective", "harm_exposure"):
         d = resb.validation.overall[key] - hand["val"].overall[key]
@@ -97,8 +107,14 @@ def roster(time_limit: float = 60.0, scale: float = 2.0) -> dict:
 
     prob = week_problem(scale)
     sol = solve_roster(prob, time_limit=time_limit, workers=2, gap=0.005)
-    return {"people": len(sol.people), "status": sol.status, "gap": sol.gap,
-            "wall_s": sol.wall_s, "paid_hours": sol.paid_hours, "time_limit": time_limit}
+    return {
+        "people": len(sol.people),
+        "status": sol.status,
+        "gap": sol.gap,
+        "wall_s": sol.wall_s,
+        "paid_hours": sol.paid_hours,
+        "time_limit": time_limit,
+    }
 
 
 def week() -> dict:
@@ -108,9 +124,14 @@ def week() -> dict:
     cfg = load_plan(ROOT / "experiments/plans/ecommerce_week.yaml")
     t = time.perf_counter()
     res = make_plan(cfg, workers=2)
-    return {"wall_s": time.perf_counter() - t, "people": len(res.solution.people),
-            "paid_hours": res.solution.paid_hours, "gap": res.solution.gap,
-            "iterations": len(res.iterations), "unmet": len(res.unmet)}
+    return {
+        "wall_s": time.perf_counter() - t,
+        "people": len(res.solution.people),
+        "paid_hours": res.solution.paid_hours,
+        "gap": res.solution.gap,
+        "iterations": len(res.iterations),
+        "unmet": len(res.unmet),
+    }
 
 
 if __name__ == "__main__":

@@ -23,17 +23,32 @@ def _write(tmp: Path, targets: dict, pools: dict | None = None, markets=None, **
         "name": "sinus",
         "horizon": 1440,
         "markets": markets or ["all"],
-        "classes": [{"name": "t", "arrivals": {"kind": "profile", "slot": 60, "rates": RATES},
-                     "handling": {"kind": "exponential", "mean": 1.0}, "sla": 5.0}],
-        "reviewers": [{"name": "pool", "count": 4, "classes": ["t"],
-                       "markets": [markets[0]] if markets else "all"}],
+        "classes": [
+            {
+                "name": "t",
+                "arrivals": {"kind": "profile", "slot": 60, "rates": RATES},
+                "handling": {"kind": "exponential", "mean": 1.0},
+                "sla": 5.0,
+            }
+        ],
+        "reviewers": [
+            {
+                "name": "pool",
+                "count": 4,
+                "classes": ["t"],
+                "markets": [markets[0]] if markets else "all",
+            }
+        ],
     }
     (tmp / "scen.yaml").write_text(yaml.safe_dump(scen))
     plan_doc = {
-        "name": "sinus", "scenario": "scen.yaml", "dispatcher": {"name": "fifo"},
+        "name": "sinus",
+        "scenario": "scen.yaml",
+        "dispatcher": {"name": "fifo"},
         "horizon": {"days": 1, "interval": 60},
         "pool_defaults": {"lengths": [240, 480], "starts": {"first": 0, "last": 1380, "every": 60}},
-        "pools": pools or {}, "targets": {"t": targets},
+        "pools": pools or {},
+        "targets": {"t": targets},
         "simulation": {"seeds": [0, 1, 2, 3], "max_iterations": 6, "step": 0.2},
         "solver": {"time_limit": 10, "workers": 1},
     } | extra
@@ -56,7 +71,9 @@ def test_same_plan_same_roster(tmp_path: Path) -> None:
     p = _write(tmp_path, {"mean_wait": 0.5}, simulation={"seeds": [0, 1], "max_iterations": 1})
     plan(p, tmp_path / "a")
     plan(p, tmp_path / "b")
-    assert (tmp_path / "a" / "roster.yaml").read_text() == (tmp_path / "b" / "roster.yaml").read_text()
+    assert (tmp_path / "a" / "roster.yaml").read_text() == (
+        tmp_path / "b" / "roster.yaml"
+    ).read_text()
     assert (tmp_path / "a" / "validation.csv").read_text() == (
         tmp_path / "b" / "validation.csv"
     ).read_text()
@@ -80,21 +97,42 @@ def test_headcount_below_any_roster_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_cli_writes_the_plan_folder_and_experiment_uses_the_roster(tmp_path: Path) -> None:
-    p = _write(tmp_path, {"sla": 0.9}, simulation={"seeds": [0], "max_iterations": 0},
-               objective={"mode": "budget", "budget_hours": 60, "sweep": [40, 60]})
+    p = _write(
+        tmp_path,
+        {"sla": 0.9},
+        simulation={"seeds": [0], "max_iterations": 0},
+        objective={"mode": "budget", "budget_hours": 60, "sweep": [40, 60]},
+    )
     r = CliRunner().invoke(app, ["plan", str(p), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
-    for f in ("roster.yaml", "requirements.csv", "plan.json", "validation.csv", "report.md",
-              "frontier.csv", "figures/staffing.png", "figures/sla.png", "figures/frontier.png"):
+    for f in (
+        "roster.yaml",
+        "requirements.csv",
+        "plan.json",
+        "validation.csv",
+        "report.md",
+        "frontier.csv",
+        "figures/staffing.png",
+        "figures/sla.png",
+        "figures/frontier.png",
+    ):
         assert (tmp_path / "out" / f).exists(), f
     from dispatch.experiment import load_experiment
 
     exp = tmp_path / "exp.yaml"
-    exp.write_text(yaml.safe_dump({
-        "name": "x", "seeds": [0], "policies": [{"name": "fifo"}],
-        "scenarios": [{"path": "scen.yaml", "name": "hand"},
-                      {"path": "scen.yaml", "name": "planned", "roster": "out"}],
-    }))
+    exp.write_text(
+        yaml.safe_dump(
+            {
+                "name": "x",
+                "seeds": [0],
+                "policies": [{"name": "fifo"}],
+                "scenarios": [
+                    {"path": "scen.yaml", "name": "hand"},
+                    {"path": "scen.yaml", "name": "planned", "roster": "out"},
+                ],
+            }
+        )
+    )
     ex = load_experiment(exp)
     hand, planned = (s.scenario for s in ex.scenarios)
     assert [g.name for g in hand.reviewers] == ["pool"]

@@ -21,10 +21,18 @@ from dispatch.plan.roster import (
 
 def _inputs(starts, lengths, head, lo=0, hi=5, run=5, off=(), rest=0, breaks=()):
     return {
-        "max_headcount": head, "cost_per_hour": 10.0, "starts": starts, "lengths": lengths,
-        "breaks": list(breaks), "paid_breaks": True, "min_shifts_per_week": lo,
-        "max_shifts_per_week": hi, "max_consecutive_days": run, "min_rest": rest,
-        "days_off": list(off), "fixed": [],
+        "max_headcount": head,
+        "cost_per_hour": 10.0,
+        "starts": starts,
+        "lengths": lengths,
+        "breaks": list(breaks),
+        "paid_breaks": True,
+        "min_shifts_per_week": lo,
+        "max_shifts_per_week": hi,
+        "max_consecutive_days": run,
+        "min_rest": rest,
+        "days_off": list(off),
+        "fixed": [],
     }
 
 
@@ -41,8 +49,17 @@ def test_week_roster_respects_every_rule(seed: int, hi: int, run: int, off: set)
     n_int = 7 * 1440 // interval
     req = rng.integers(0, 4, size=(n_int, 1))
     rule = BreakRule(duration=30, earliest=120, latest=240, min_shift=360, grid=60)
-    inp = _inputs(StartGrid(first=0, last=1320, every=120), [480, 240], 40, 2, hi, run,
-                  sorted(off), 600, [rule])
+    inp = _inputs(
+        StartGrid(first=0, last=1320, every=120),
+        [480, 240],
+        40,
+        2,
+        hi,
+        run,
+        sorted(off),
+        600,
+        [rule],
+    )
     pool = pool_rules("p", inp, 7)
     sol = solve_roster(RosterProblem(7, interval, req, [pool]), time_limit=20, workers=1)
     assert sol.status in ("OPTIMAL", "FEASIBLE")
@@ -73,7 +90,9 @@ def _brute(req: np.ndarray, interval: int, templates: list[tuple[int, int]]) -> 
             for t in range(s, s + length):
                 cov[(t % (n_int * interval)) // interval] += n / interval
         if np.all(cov >= req - 1e-9):
-            best = min(best, sum(n * length for (_, length), n in zip(templates, counts, strict=True)))
+            best = min(
+                best, sum(n * length for (_, length), n in zip(templates, counts, strict=True))
+            )
     return best
 
 

@@ -75,17 +75,24 @@ def test_requirements_equal_erlang_c_on_a_stationary_single_class_case() -> None
         {
             "horizon": 1440,
             "classes": [
-                {"name": "t", "arrivals": {"kind": "poisson", "rate": 4.0},
-                 "handling": {"kind": "exponential", "mean": 2.0}, "sla": 5.0}
+                {
+                    "name": "t",
+                    "arrivals": {"kind": "poisson", "rate": 4.0},
+                    "handling": {"kind": "exponential", "mean": 2.0},
+                    "sla": 5.0,
+                }
             ],
             "reviewers": [{"name": "pool", "count": 10, "classes": ["t"]}],
         }
     )
     cfg = plan_from_dict(
-        {"scenario": "x", "targets": {"t": {"max_delay_prob": 0.25}},
-         "staffing": {"smooth_long_sla": False, "max_utilisation": 1.0}}
+        {
+            "scenario": "x",
+            "targets": {"t": {"max_delay_prob": 0.25}},
+            "staffing": {"smooth_long_sla": False, "max_utilisation": 1.0},
+        }
     )
     demand = build_demand(scen, 30, 1)
     req = compute_requirements(demand, scen, cfg, make_pools(scen, cfg))
-    exact = _brute_c(lambda c: 4.0 < c * 0.5 and theory.erlang_c(c, 4.0, 0.5) <= 0.25)
+    exact = _brute_c(lambda c: c * 0.5 > 4.0 and theory.erlang_c(c, 4.0, 0.5) <= 0.25)
     assert np.all(req.required[:, 0] == exact)

@@ -222,7 +222,10 @@ def solve_roster(
     model.minimize(objective)
     lp_bound = _hint_from_lp(m, prob) if hint else -math.inf
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.1, float(time_limit) - (time.perf_counter() - t0))
+    # The LP hint counts against the limit, but CP-SAT always gets time to take the hint.
+    solver.parameters.max_time_in_seconds = max(
+        10.0, float(time_limit) - (time.perf_counter() - t0)
+    )
     solver.parameters.num_workers = int(workers)
     solver.parameters.relative_gap_limit = float(gap)
     solver.parameters.random_seed = 0
