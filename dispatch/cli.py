@@ -365,3 +365,37 @@ def main() -> None:  # pragma: no cover
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@app.command()
+@run_cli
+def plan(
+    plan_file: Annotated[Path, typer.Argument(help="Plan YAML file (see README).")],
+    out: Annotated[Path | None, typer.Option(help="Plan folder; default runs/plan_<name>.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes simulating seeds.")] = 1,
+    time_limit: Annotated[
+        float | None, typer.Option(help="CP-SAT seconds per roster solve (default: plan file).")
+    ] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option("--seeds", help="Seeds to simulate (repeat the flag).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Plan override, dotted path: solver.workers=1")
+    ] = None,
+    figures: Annotated[bool, typer.Option(help="Write PNG figures.")] = True,
+) -> None:
+    """Plan the workforce: requirements, a CP-SAT roster, simulated until targets hold."""
+    from dispatch.plan import load_plan
+    from dispatch.plan.output import plan_summary, write_plan
+    from dispatch.plan.pipeline import make_plan
+
+    cfg = load_plan(plan_file, _parse_pairs(set_, "--set"))
+    result = make_plan(cfg, workers=workers, seeds=seeds, time_limit=time_limit, progress=True)
+    folder = write_plan(result, out or Path("runs") / f"plan_{cfg.name}", figures=figures)
+    s = plan_summary(result)
+    typer.echo(
+        f"plan {cfg.name}: {s['paid_hours']:,.1f} paid reviewer-hours, cost {s['cost']:,.0f}, "
+        f"{s['headcount_total']} people; solver {s['solver']['status']} gap "
+        f"{100 * s['solver']['gap']:.2f}%; targets {'met' if s['targets_met'] else 'NOT all met'}"
+        f" ({len(s['unmet'])} class x interval misses) -> {folder}"
+    )

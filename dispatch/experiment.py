@@ -105,6 +105,11 @@ class ScenarioSpec(BaseModel):
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Dotted-path overrides, e.g. {horizon: 240}."
     )
+    roster: str | None = Field(
+        default=None,
+        description="A roster.yaml (or plan folder from `dispatch plan`) whose reviewers: "
+        "replace the scenario's, so rosters x dispatchers compare in one grid.",
+    )
 
 
 class PolicySpec(BaseModel):
@@ -429,6 +434,7 @@ def _plan_scenario(
             bare_message(exc), source=source, field=f"scenarios.{i}.overrides"
         ) from None
     data = {**data, "base_dir": str(found.parent)}
+    data = _apply_roster(data, spec.roster, base, source, i)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -449,6 +455,20 @@ def _plan_scenario(
         digest=scen.digest(),
         scenario=scen,
     )
+
+
+def _apply_roster(
+    data: dict[str, Any], roster: str | None, base: Path | None, source: str | None, i: int
+) -> dict[str, Any]:
+    """Swap in the reviewers of a planned roster (``scenarios.<i>.roster``)."""
+    if roster is None:
+        return data
+    from dispatch.plan.rosterfile import read_roster
+
+    try:
+        return {**data, "reviewers": read_roster(roster, base)}
+    except ConfigError as exc:
+        raise ConfigError(bare_message(exc), source=source, field=f"scenarios.{i}.roster") from None
 
 
 def _plan_policy(i: int, spec: PolicySpec, source: str | None, base: Path | None) -> PolicyPlan:

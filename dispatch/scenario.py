@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -178,12 +179,30 @@ class Break(BaseModel):
 
 
 class Shift(BaseModel):
-    """On duty from ``start`` to ``end`` (minutes of the day, may wrap past midnight)."""
+    """On duty from ``start`` to ``end`` (minutes of the day, may wrap past midnight).
+
+    ``days`` limits the shift to some days of a week (0 = the first day of the horizon,
+    day ``d`` is weekday ``d % 7``); a shift that wraps past midnight belongs to the day it
+    starts on. Without ``days`` the shift runs every day.
+    """
 
     model_config = _STRICT
     start: float = Field(ge=0)
     end: float = Field(gt=0)
     breaks: list[Break] = Field(default_factory=list)
+    days: list[Annotated[int, Field(ge=0, le=6)]] | None = Field(
+        default=None,
+        description="Weekdays (0-6, day d of the horizon is weekday d % 7) the shift runs on; "
+        "default every day.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_days(self, handler: Any) -> dict[str, Any]:
+        # Scenarios without weekly shifts keep the digest they had before ``days`` existed.
+        out = handler(self)
+        if out.get("days", 0) is None:
+            del out["days"]
+        return out
 
 
 class Fatigue(BaseModel):
@@ -199,7 +218,7 @@ class ReviewerGroup(BaseModel):
     """A team of interchangeable reviewers with the same qualifications."""
 
     model_config = _STRICT
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-\.]*$")
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-\.@]*$")
     count: int = Field(ge=0)
     classes: list[str] = Field(min_length=1)
     markets: list[str] | Literal["all"] = "all"
@@ -491,7 +510,10 @@ def _warn_if_overloaded(scen: Scenario, source: str | None) -> None:
     for g in scen.reviewers:
         on = 1.0
         if g.shifts:
-            minutes = sum((s.end - s.start) % 1440 or 1440 for s in g.shifts)
+            minutes = sum(
+                ((s.end - s.start) % 1440 or 1440) * (len(s.days) / 7 if s.days is not None else 1)
+                for s in g.shifts
+            )
             on = min(1.0, minutes / 1440.0)
         capacity += g.count * on
     has_patience = any(c.patience is not None for c in scen.classes)

@@ -10,13 +10,17 @@ DAY = 1440.0
 def duty_intervals(shifts: list[Shift], horizon: float) -> list[tuple[float, float]]:
     """Sorted, merged [start, end) minutes on duty within [0, horizon), breaks removed.
 
-    Shifts repeat daily; a shift whose end is before its start runs past midnight.
+    Shifts repeat daily (on their ``days`` of the week only, when given; day ``d`` of the
+    horizon is weekday ``d % 7``, and day -1, whose night shift may run into the horizon, is
+    weekday 6); a shift whose end is before its start runs past midnight.
     """
     raw: list[tuple[float, float]] = []
     days = int(horizon // DAY) + 2
     for d in range(-1, days):
         base = d * DAY
         for s in shifts:
+            if s.days is not None and d % 7 not in s.days:
+                continue
             start = base + s.start
             end = base + (s.end if s.end > s.start else s.end + DAY)
             pieces = [(start, end)]
