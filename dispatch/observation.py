@@ -168,7 +168,7 @@ class ObservationBuilder:
         self._buf = np.zeros(self.size)
         buf = self._buf
         self._blk3 = buf[: 3 * B].reshape(3, B)
-        self._queue = buf[3 * B : 4 * B]
+        self._queue_len = buf[3 * B : 4 * B]
         self._age = buf[4 * B : 5 * B]
         self._expiry = buf[5 * B : 6 * B]
         self._mean_risk = buf[:B]
@@ -228,7 +228,7 @@ class ObservationBuilder:
         np.divide(1.0, inv, out=inv)
         np.multiply(X[1:4], inv, out=self._blk3)  # mean risk, severe share, mean harm rate
         lq = self._logq
-        np.copyto(self._queue, n)
+        np.copyto(self._queue_len, n)
         np.log1p(lq, out=lq)  # harm rate and queue length blocks at once
         lq *= self._logq_scale
         age = self._age
@@ -248,7 +248,7 @@ class ObservationBuilder:
     def pull(self, reviewer: Reviewer) -> np.ndarray:
         """Observation for a free ``reviewer`` choosing its next bucket."""
         sim = self.sim
-        now = sim.env._now
+        now = sim.now
         total = self._buckets(now)
         g = reviewer.group
         gi = g.index
@@ -263,10 +263,8 @@ class ObservationBuilder:
             if fat > 0.0:
                 acc -= fat * self._elig[gi]
         # Free reviewers, this one included: while an environment decides, the asking
-        # reviewer is the first of ``sim.pending``; inside a direct run it is in neither list.
-        free = len(sim.pending) or 1
-        for grp in self._groups:
-            free += len(grp.idle)
+        # reviewer is pending (``sim.pending_count``); inside a direct run it is in neither count.
+        free = (sim.pending_count or 1) + sim.free_count()
         ang = (now % MINUTES_PER_DAY) * (2.0 * math.pi / MINUTES_PER_DAY)
         self._buf[self._g0 :] = (
             math.sin(ang),
@@ -283,7 +281,7 @@ class ObservationBuilder:
         """Observation with no reviewer (used once an episode is over): per-bucket state
         and globals, reviewer blocks zero."""
         sim = self.sim
-        now = sim.env._now
+        now = sim.now
         total = self._buckets(now)
         if self.mode == "pull":
             self._es[:] = 0.0
@@ -301,12 +299,12 @@ class ObservationBuilder:
     def batch(self) -> np.ndarray:
         """Observation for a batch epoch: per-bucket state and free eligible reviewers."""
         sim = self.sim
-        now = sim.env._now
+        now = sim.now
         total = self._buckets(now)
         counts = self._idle_counts
         free = 0
         for g in self._groups:
-            k = len(g.idle)
+            k = sim.free_count(g)
             counts[g.index] = k
             free += k
         f = self._free

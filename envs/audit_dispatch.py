@@ -357,7 +357,7 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
             "action_mask": self._mask,
             "invalid_action": invalid,
             "invalid_actions": self._invalid,
-            "time": self.sim.env._now,
+            "time": self.sim.now,
             "cost": self._last_cost,
         }
 

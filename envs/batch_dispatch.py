@@ -71,29 +71,6 @@ class WeightedBatchPolicy(Policy):
         return f"{self.name}(interval={self.batch_interval}, on_demand={self.on_demand}{extra})"
 
 
-def advance_to(sim: Simulation, t: float, integrate=None) -> None:
-    """Process every event strictly before ``t`` and set the clock to ``t`` (<= horizon).
-
-    Events at exactly ``t`` (such as the batch epoch at ``t``) stay queued: they run at the
-    next call, after the agent has chosen the weights for that epoch. ``integrate(t0, t1)``
-    is called for every stretch without events (holding-cost rewards).
-    """
-    sim.start()
-    env = sim.env
-    t = min(t, sim.horizon)
-    while True:
-        nxt = env.peek()
-        if nxt >= t:
-            break
-        if integrate is not None:
-            integrate(env._now, nxt)
-        env.step()
-    if integrate is not None:
-        integrate(env._now, t)
-    if env._now < t:
-        env._now = t
-
-
 class BatchDispatchEnv(_CostMixin, gym.Env):
     """Hybrid dispatch: every ``interval`` minutes the agent re-weights the queues; an
     optimal assignment hands work to free reviewers with those weights.
@@ -280,8 +257,8 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
             w = np.nan_to_num(w, nan=0.0, posinf=1.0, neginf=-1.0)
         self.policy.set_weights(w)
         integrate = self._holding.advance if self._holding is not None else None
-        advance_to(sim, sim.env._now + self.interval, integrate)
-        if sim.env._now >= sim.horizon:
+        sim.advance_to(sim.now + self.interval, integrate)
+        if sim.now >= sim.horizon:
             result = sim.finish()
             self.last_result = result
             self._done = True
@@ -296,7 +273,7 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
     def _info(self) -> dict[str, Any]:
         a = self.policy.assigner if self.policy is not None else None
         return {
-            "time": self.sim.env._now,
+            "time": self.sim.now,
             "cost": self._last_cost,
             "solver_calls": a.solver_calls if a is not None else 0,
             "greedy_calls": a.greedy_calls if a is not None else 0,

@@ -435,7 +435,8 @@ class EpochBuilder:
         groups = self.sim.groups
         # On duty, a reviewer is either busy or in its group's idle list.
         on = np.array([len(g.members) if g.on_duty else 0 for g in groups], dtype=float)
-        busy = np.maximum(on - np.array([len(g.idle) for g in groups], dtype=float), 0.0)
+        free = np.array([self.sim.free_count(g) for g in groups], dtype=float)
+        busy = np.maximum(on - free, 0.0)
         elig = self.speed > 0
         pool = on @ elig  # (C,) on-duty reviewers eligible per class
         busy_share = np.divide(busy @ elig, pool, out=np.zeros_like(pool), where=pool > 0)

@@ -378,24 +378,15 @@ class LearnedPolicy(Policy):
         return np.clip(mean, -1.0, 1.0)
 
     def _schedule_update(self, t: float) -> None:
-        """New weights at minute ``t``, before any other event of that instant (URGENT):
-        the state the environment observes at its epoch (all events before ``t`` done)."""
-        from heapq import heappush
+        """New weights at minute ``t``, before any other event of that instant (``first``):
+        the state the environment observes at its epoch (all events before ``t`` done).
+        Absolute time (as the environment's epochs), not now + (t - now): no rounding."""
+        self.sim.schedule(t, self._on_update, first=True)
 
-        from simpy.events import URGENT, Event
-
-        env = self.sim.env
-        ev = Event(env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(self._on_update)
-        # Absolute time (as the environment's epochs), not now + (t - now): no rounding.
-        heappush(env._queue, (t, URGENT, next(env._eid), ev))
-
-    def _on_update(self, _ev) -> None:
+    def _on_update(self, _value) -> None:
         sim = self.sim
         self.assigner.set_weights(self.weights())
-        nxt = sim.env.now + self.update_interval
+        nxt = sim.now + self.update_interval
         if nxt < sim.horizon:
             self._schedule_update(nxt)
 

@@ -96,7 +96,7 @@ class Rule(Policy):
         """Held reviewers may take only protected work unless the hold is lifted."""
         buckets = self.sim.buckets
         res = self.params.reserve
-        others_idle = len(reviewer.group.idle)
+        others_idle = self.sim.free_count(reviewer.group)
         if others_idle >= res.k:
             return candidates
         protected = [b for b in candidates if buckets[b].cls in self._res_classes]

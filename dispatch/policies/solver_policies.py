@@ -485,7 +485,8 @@ class CPSATPolicy(BatchSolver):
         busy = 0
         for g in gi:
             for r in self.sim.groups[int(g)].members:
-                if r.busy and r.task is not None and r.task.cls not in classes:
+                cls = r.current_class
+                if cls is not None and cls not in classes:
                     busy += 1
         return max(n - busy, 0)
 
