@@ -11,10 +11,11 @@ import numpy as np
 from gymnasium import spaces
 
 from dispatch.errors import ConfigError
+from dispatch.layout import Layout
 from dispatch.metrics import SimResult
 from dispatch.objective import Objective
 from dispatch.observation import HoldingCost, ObservationBuilder, fifo_choice
-from dispatch.policies.base import Policy
+from dispatch.policies.base import Policy, PolicyMode
 from dispatch.scenario import Scenario, apply_overrides, load_scenario, scenario_from_dict
 from dispatch.simulator import Simulation
 
@@ -271,12 +272,12 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
         self._configure(
             scenario, objective, reward_scale, horizon, scenario_overrides, reward, render_mode
         )
-        # A throw-away simulation fixes the bucket layout and the spaces.
-        probe = Simulation(self.scenario, _External(), 0)
-        self._builder = ObservationBuilder(probe, "pull")
+        # The layout fixes the buckets and the spaces (no simulation needed).
+        self.layout = Layout.resolve(self.scenario)
+        self._builder = ObservationBuilder(self.layout, PolicyMode.PULL)
         self._names = self._builder.names()
-        self._bucket_names = [b.name for b in probe.buckets]
-        self.n_buckets = len(probe.buckets)
+        self._bucket_names = self.layout.bucket_names
+        self.n_buckets = self.layout.n_buckets
         self.action_space = spaces.Discrete(self.n_buckets)
         self.observation_space = spaces.Box(self._builder.low, self._builder.high, dtype=np.float32)
         self.sim: Simulation | None = None
@@ -294,9 +295,9 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         sim_seed = self._sim_seed(options)
-        sim = Simulation(self.scenario, _External(), sim_seed)
+        sim = Simulation(self.scenario, _External(), sim_seed, layout=self.layout)
         self.sim = sim
-        self._builder = ObservationBuilder(sim, "pull")
+        self._builder.bind(sim)
         self._start_costs(sim)
         if self._holding is not None:
             sim.on_advance = self._holding.advance

@@ -16,12 +16,12 @@ CP-SAT handles these as plain linear constraints over integer count variables
 quickly because the LP relaxation is tight.
 
 Integer scaling: CP-SAT needs integer objective coefficients, so the objective
-is ``sum(round(value * scale) * x)`` with ``scale=1e3`` by default. Rounding can
+is ``sum(round(value * scale) * x)`` with ``scale=SCALE`` (1e3) by default. Rounding can
 turn values that differ by less than ``0.5 / scale`` into ties (or order them
 differently), so the chosen solution can differ from the float optimum by up to
 about ``n_assigned / scale``; the reported ``objective`` is always recomputed
-from the original float values. Use the same ``scale`` as the flow solver when
-you need the two to agree on tie-breaking.
+from the original float values. The flow and assignment solvers default to the same
+``SCALE``, so the solvers agree on rounding and tie-breaking.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.graph.python import max_flow
 
-from .problem import AssignmentProblem, AssignmentResult, big_m
+from .problem import SCALE, AssignmentProblem, AssignmentResult, big_m
 
 __all__ = ["SideConstraints", "max_assignable", "solve_cpsat"]
 
@@ -216,7 +216,7 @@ def solve_cpsat(
     time_limit_s: float = 1.0,
     deterministic: bool = True,
     seed: int = 0,
-    scale: float = 1e3,
+    scale: float = SCALE,
 ) -> AssignmentResult:
     """Optimal bucketed assignment under :class:`SideConstraints` with CP-SAT.
 
