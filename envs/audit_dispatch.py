@@ -180,26 +180,40 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
     ``Box(low, high, (9 B + 7,), float32)``, feature-major: nine blocks of ``B`` values in
     bucket order, then seven globals (:meth:`observation_names` names every index):
 
-    =================  ====================  ==========  ==================================================
-    index              feature               range       normalisation
-    =================  ====================  ==========  ==================================================
-    ``[0, B)``         mean_risk             [0, 1]      mean risk score of waiting tasks (class prior if empty)
-    ``[B, 2B)``        severe_share          [0, 1]      severe (wellbeing-capped) share of waiting tasks
-    ``[2B, 3B)``       harm_rate             [0, 2]      log1p(mean risk x severity x reach /min) / log1p(1e4)
-    ``[3B, 4B)``       queue_len             [0, 2]      log1p(waiting tasks) / log1p(1000)
-    ``[4B, 5B)``       oldest_age            [0, 5]      age of the oldest waiting task / class SLA
-    ``[5B, 6B)``       expiry_pressure       [0, 1]      x/(1+x), x = waiting x mean handling / mean patience
-    ``[6B, 7B)``       eligible              {0, 1}      reviewer's group qualified for the bucket
-    ``[7B, 8B)``       speed                 [0, 4]      group speed factor for the class (0 if not eligible)
-    ``[8B, 9B)``       accuracy              [0, 1]      eligible x (r sens + (1-r) spec - fatigue), r = mean_risk
-    ``9B``             tod_sin               [-1, 1]     sin(2 pi minute-of-day / 1440), minute 0 = 00:00
-    ``9B + 1``         tod_cos               [-1, 1]     cos(2 pi minute-of-day / 1440)
-    ``9B + 2``         elapsed               [0, 1]      now / horizon
-    ``9B + 3``         fatigue               [0, 1]      reviewer's accuracy drop / its group's max_drop
-    ``9B + 4``         at_cap                {0, 1}      reviewer at its wellbeing cap
-    ``9B + 5``         free_reviewers        [0, 1]      free reviewers (this one included) / all reviewers
-    ``9B + 6``         backlog               [0, 2]      log1p(all waiting tasks) / log1p(1e4)
-    =================  ====================  ==========  ==================================================
+    =================  ================  =========  ================================================
+    index              feature           range      definition
+    =================  ================  =========  ================================================
+    ``[0, B)``         mean_risk         [0, 1]     mean upstream risk score of the waiting tasks
+                                                    (the class's prior mean risk, clipped into the
+                                                    bucket's risk band, when empty)
+    ``[B, 2B)``        severe_share      [0, 1]     share of waiting tasks that count against
+                                                    wellbeing caps
+    ``[2B, 3B)``       harm_rate         [0, 2]     log1p(mean risk x severity x reach per minute) /
+                                                    log1p(1e4)
+    ``[3B, 4B)``       queue_len         [0, 2]     log1p(waiting tasks) / log1p(1000)
+    ``[4B, 5B)``       oldest_age        [0, 5]     (now - arrival of the oldest waiting task) /
+                                                    class SLA
+    ``[5B, 6B)``       expiry_pressure   [0, 1]     x / (1 + x), x = waiting x mean handling / mean
+                                                    patience: expected expiries during one handling
+                                                    time (0 without patience)
+    ``[6B, 7B)``       eligible          {0, 1}     1 if the reviewer's group may take the bucket's
+                                                    class and market
+    ``[7B, 8B)``       speed             [0, 4]     the group's speed factor for the class (0 if not
+                                                    eligible)
+    ``[8B, 9B)``       accuracy          [0, 1]     eligible x (r sens + (1 - r) spec - fatigue), r
+                                                    = mean_risk
+    ``9B``             tod_sin           [-1, 1]    sin(2 pi minute-of-day / 1440), minute 0 =
+                                                    midnight
+    ``9B + 1``         tod_cos           [-1, 1]    cos(2 pi minute-of-day / 1440)
+    ``9B + 2``         elapsed           [0, 1]     now / horizon
+    ``9B + 3``         fatigue           [0, 1]     the reviewer's accuracy drop / its group's
+                                                    max_drop
+    ``9B + 4``         at_cap            {0, 1}     1 if the reviewer reached its wellbeing cap
+                                                    (severe buckets are masked)
+    ``9B + 5``         free_reviewers    [0, 1]     free reviewers (pull: this one included) / all
+                                                    reviewers
+    ``9B + 6``         backlog           [0, 2]     log1p(all waiting tasks) / log1p(1e4)
+    =================  ================  =========  ================================================
 
     The builder is shared with the ``learned`` policy (:mod:`dispatch.observation`).
 

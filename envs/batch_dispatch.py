@@ -54,23 +54,32 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
 
     ``Box(low, high, (7 B + 5,), float32)``, feature-major (:meth:`observation_names`):
 
-    =================  ====================  ==========  ==================================================
-    index              feature               range       normalisation
-    =================  ====================  ==========  ==================================================
-    ``[0, B)``         mean_risk             [0, 1]      mean risk score of waiting tasks (class prior if empty)
-    ``[B, 2B)``        severe_share          [0, 1]      severe (wellbeing-capped) share of waiting tasks
-    ``[2B, 3B)``       harm_rate             [0, 2]      log1p(mean risk x severity x reach /min) / log1p(1e4)
-    ``[3B, 4B)``       queue_len             [0, 2]      log1p(waiting tasks) / log1p(1000)
-    ``[4B, 5B)``       oldest_age            [0, 5]      age of the oldest waiting task / class SLA
-    ``[5B, 6B)``       expiry_pressure       [0, 1]      x/(1+x), x = waiting x mean handling / mean patience
-    ``[6B, 7B)``       free_eligible         [0, 1]      log1p(free reviewers qualified for the bucket) /
-                                                         log1p(all reviewers)
-    ``7B``             tod_sin               [-1, 1]     sin(2 pi minute-of-day / 1440), minute 0 = 00:00
-    ``7B + 1``         tod_cos               [-1, 1]     cos(2 pi minute-of-day / 1440)
-    ``7B + 2``         elapsed               [0, 1]      now / horizon
-    ``7B + 3``         free_reviewers        [0, 1]      free reviewers / all reviewers
-    ``7B + 4``         backlog               [0, 2]      log1p(all waiting tasks) / log1p(1e4)
-    =================  ====================  ==========  ==================================================
+    =================  ================  =========  ================================================
+    index              feature           range      definition
+    =================  ================  =========  ================================================
+    ``[0, B)``         mean_risk         [0, 1]     mean upstream risk score of the waiting tasks
+                                                    (the class's prior mean risk, clipped into the
+                                                    bucket's risk band, when empty)
+    ``[B, 2B)``        severe_share      [0, 1]     share of waiting tasks that count against
+                                                    wellbeing caps
+    ``[2B, 3B)``       harm_rate         [0, 2]     log1p(mean risk x severity x reach per minute) /
+                                                    log1p(1e4)
+    ``[3B, 4B)``       queue_len         [0, 2]     log1p(waiting tasks) / log1p(1000)
+    ``[4B, 5B)``       oldest_age        [0, 5]     (now - arrival of the oldest waiting task) /
+                                                    class SLA
+    ``[5B, 6B)``       expiry_pressure   [0, 1]     x / (1 + x), x = waiting x mean handling / mean
+                                                    patience: expected expiries during one handling
+                                                    time (0 without patience)
+    ``[6B, 7B)``       free_eligible     [0, 1]     log1p(free reviewers eligible for the bucket) /
+                                                    log1p(all reviewers)
+    ``7B``             tod_sin           [-1, 1]    sin(2 pi minute-of-day / 1440), minute 0 =
+                                                    midnight
+    ``7B + 1``         tod_cos           [-1, 1]    cos(2 pi minute-of-day / 1440)
+    ``7B + 2``         elapsed           [0, 1]     now / horizon
+    ``7B + 3``         free_reviewers    [0, 1]     free reviewers (pull: this one included) / all
+                                                    reviewers
+    ``7B + 4``         backlog           [0, 2]     log1p(all waiting tasks) / log1p(1e4)
+    =================  ================  =========  ================================================
 
     The observation is taken at the epoch instant, before that epoch's assignment.
 
