@@ -54,9 +54,11 @@ class PoissonArrivals(BaseModel):
     """Homogeneous Poisson arrivals at ``rate`` per minute (times any bursts)."""
 
     model_config = _STRICT
-    kind: Literal["poisson"] = "poisson"
+    kind: Literal["poisson"] = Field(default="poisson", description="Selects this kind.")
     rate: float = Field(ge=0, description="Arrivals per minute.")
-    bursts: list[Burst] = Field(default_factory=list)
+    bursts: list[Burst] = Field(
+        default_factory=list, description="Temporary rate multipliers (flash sales, incidents)."
+    )
 
 
 class ProfileArrivals(BaseModel):
@@ -66,17 +68,22 @@ class ProfileArrivals(BaseModel):
     """
 
     model_config = _STRICT
-    kind: Literal["profile"] = "profile"
+    kind: Literal["profile"] = Field(default="profile", description="Selects this kind.")
     slot: float = Field(default=60.0, gt=0, description="Slot length in minutes.")
-    rates: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
-    bursts: list[Burst] = Field(default_factory=list)
+    rates: list[Annotated[float, Field(ge=0)]] = Field(
+        min_length=1,
+        description="Arrivals per minute in each slot from minute 0; the list repeats.",
+    )
+    bursts: list[Burst] = Field(
+        default_factory=list, description="Temporary rate multipliers on top of the profile."
+    )
 
 
 class ReplayArrivals(BaseModel):
     """Arrivals replayed from an imported task log (see ``data.task_logs``)."""
 
     model_config = _STRICT
-    kind: Literal["replay"] = "replay"
+    kind: Literal["replay"] = Field(default="replay", description="Selects this kind.")
     log: str = Field(description="Name of a task log declared under data.task_logs.")
 
 
@@ -84,7 +91,7 @@ class NoArrivals(BaseModel):
     """No external arrivals: the class is fed only by routing (QA, appeals, escalations)."""
 
     model_config = _STRICT
-    kind: Literal["none"] = "none"
+    kind: Literal["none"] = Field(default="none", description="Selects this kind.")
 
 
 Arrivals = Annotated[
@@ -109,7 +116,10 @@ class HarmModel(BaseModel):
     prevalence: float = Field(
         default=0.05, ge=0, le=1, description="Risk of every task when no risk distribution."
     )
-    severity: Distribution = Field(default_factory=lambda: Deterministic(value=1.0))
+    severity: Distribution = Field(
+        default_factory=lambda: Deterministic(value=1.0),
+        description="Severity weight of a violation (harm per view), e.g. discrete levels.",
+    )
     reach: Distribution = Field(
         default_factory=lambda: Deterministic(value=1.0),
         description="Views per minute while the content stays up.",
@@ -126,8 +136,14 @@ class TaskClass(BaseModel):
     """One queue of work: product listings, live streams, comment reports, appeals, ..."""
 
     model_config = _STRICT
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    arrivals: Arrivals = Field(default_factory=NoArrivals)
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Class name (an identifier), used by reviewers, routing and reports.",
+    )
+    arrivals: Arrivals = Field(
+        default_factory=NoArrivals,
+        description="How tasks arrive: poisson, profile, replay or none (routing only).",
+    )
     handling: Distribution = Field(description="Handling time of a speed-1.0 reviewer.")
     patience: Distribution | None = Field(
         default=None, description="Time until the task expires unreviewed (live stream ends)."
@@ -137,7 +153,10 @@ class TaskClass(BaseModel):
     holding_cost: float = Field(
         default=1.0, ge=0, description="Cost per minute a task waits (used by c-mu)."
     )
-    harm: HarmModel = Field(default_factory=HarmModel)
+    harm: HarmModel = Field(
+        default_factory=HarmModel,
+        description="Risk, severity, reach and lifetime of the class's content.",
+    )
     market_mix: dict[str, float] | None = Field(
         default=None, description="Share of arrivals per market; default uniform over markets."
     )
@@ -151,24 +170,30 @@ class TaskClass(BaseModel):
 
 
 class AccuracySpec(BaseModel):
+    """How often a reviewer decides correctly, on violating and on clean content."""
+
     model_config = _STRICT
     sensitivity: float = Field(ge=0, le=1, description="P(flag | violating).")
     specificity: float = Field(ge=0, le=1, description="P(clear | not violating).")
 
 
 class Break(BaseModel):
+    """An off-duty pause within a shift."""
+
     model_config = _STRICT
     start: float = Field(ge=0, description="Minute of the day the break starts.")
-    duration: float = Field(gt=0)
+    duration: float = Field(gt=0, description="Length of the break in minutes.")
 
 
 class Shift(BaseModel):
     """On duty from ``start`` to ``end`` (minutes of the day, may wrap past midnight)."""
 
     model_config = _STRICT
-    start: float = Field(ge=0)
-    end: float = Field(gt=0)
-    breaks: list[Break] = Field(default_factory=list)
+    start: float = Field(ge=0, description="Minute of the day the shift starts (0 = 00:00).")
+    end: float = Field(
+        gt=0, description="Minute of the day it ends; before start means past midnight."
+    )
+    breaks: list[Break] = Field(default_factory=list, description="Breaks within the shift.")
 
 
 class Fatigue(BaseModel):
@@ -177,20 +202,29 @@ class Fatigue(BaseModel):
     model_config = _STRICT
     drop_per_hour: float = Field(ge=0, description="Accuracy lost per hour of continuous work.")
     recovery_per_hour: float = Field(ge=0, description="Accuracy regained per hour off work.")
-    max_drop: float = Field(default=0.1, ge=0, le=1)
+    max_drop: float = Field(
+        default=0.1, ge=0, le=1, description="Largest accuracy drop fatigue can cause."
+    )
 
 
 class ReviewerGroup(BaseModel):
     """A team of interchangeable reviewers with the same qualifications."""
 
     model_config = _STRICT
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-\.]*$")
-    count: int = Field(ge=0)
-    classes: list[str] = Field(min_length=1)
-    markets: list[str] | Literal["all"] = "all"
-    accuracy: dict[str, AccuracySpec] = Field(default_factory=dict)
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_\-\.]*$", description="Group name, used in reports."
+    )
+    count: int = Field(ge=0, description="Number of reviewers in the group.")
+    classes: list[str] = Field(min_length=1, description="Task classes they are qualified for.")
+    markets: list[str] | Literal["all"] = Field(
+        default="all", description="Markets (languages) they cover, or 'all'."
+    )
+    accuracy: dict[str, AccuracySpec] = Field(
+        default_factory=dict, description="Per-class accuracy; other classes: default_accuracy."
+    )
     default_accuracy: AccuracySpec = Field(
-        default_factory=lambda: AccuracySpec(sensitivity=0.9, specificity=0.97)
+        default_factory=lambda: AccuracySpec(sensitivity=0.9, specificity=0.97),
+        description="Accuracy on classes not listed under accuracy.",
     )
     speed: dict[str, float] = Field(
         default_factory=dict, description="Per-class speed factor: handling time / speed."
@@ -198,7 +232,9 @@ class ReviewerGroup(BaseModel):
     shifts: list[Shift] = Field(
         default_factory=list, description="Daily shifts; empty means always on duty."
     )
-    fatigue: Fatigue | None = None
+    fatigue: Fatigue | None = Field(
+        default=None, description="Accuracy drift with continuous work; none if omitted."
+    )
     wellbeing_cap: int | None = Field(
         default=None, ge=0, description="At most this many severe items per rolling hour."
     )
@@ -212,11 +248,17 @@ class RoutingRule(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    source: str = Field(alias="from")
-    target: str = Field(alias="to")
-    prob: float = Field(ge=0, le=1)
-    when: Literal["any", "positive", "negative", "false_positive", "true_positive"] = "any"
-    delay: Distribution | None = None
+    source: str = Field(alias="from", description="Class whose decisions are routed ('from').")
+    target: str = Field(alias="to", description="Class the follow-up task joins ('to').")
+    prob: float = Field(ge=0, le=1, description="Chance a matching decision is routed.")
+    when: Literal["any", "positive", "negative", "false_positive", "true_positive"] = Field(
+        default="any",
+        description="Which decisions qualify: any, positive (enforce), negative, "
+        "false_positive (appeals), true_positive.",
+    )
+    delay: Distribution | None = Field(
+        default=None, description="Minutes until the follow-up arrives; immediate if omitted."
+    )
 
 
 class QASpec(BaseModel):
@@ -226,21 +268,29 @@ class QASpec(BaseModel):
     rate: float = Field(ge=0, le=1, description="Share of decisions sampled for QA.")
     target: str = Field(description="Task class the QA re-reviews go to.")
     sources: list[str] | None = Field(default=None, description="Classes sampled; default all.")
-    delay: Distribution | None = None
+    delay: Distribution | None = Field(
+        default=None, description="Minutes until the re-review arrives; immediate if omitted."
+    )
 
 
 class ColumnMap(BaseModel):
     """Which column of a real export holds each field (only ``arrival`` and ``class`` needed)."""
 
-    arrival: str
-    task_class: str = Field(alias="class")
-    market: str | None = None
-    risk: str | None = None
-    reach: str | None = None
-    severity: str | None = None
-    label: str | None = None
-    handling_time: str | None = None
-    task_id: str | None = None
+    arrival: str = Field(description="Column of the arrival timestamp (see timestamp_format).")
+    task_class: str = Field(alias="class", description="Column of the task class name.")
+    market: str | None = Field(default=None, description="Column of the market (language).")
+    risk: str | None = Field(default=None, description="Column of the upstream risk score.")
+    reach: str | None = Field(default=None, description="Column of views per minute.")
+    severity: str | None = Field(default=None, description="Column of the severity weight.")
+    label: str | None = Field(
+        default=None, description="Column of the final label (violating if in label_true)."
+    )
+    handling_time: str | None = Field(
+        default=None, description="Column of the measured handling time (handling_time_unit)."
+    )
+    task_id: str | None = Field(
+        default=None, description="Column of a task id (checked unique, kept in records)."
+    )
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
@@ -248,9 +298,9 @@ class TaskLogSpec(BaseModel):
     """A task log (CSV or Parquet) that replays arrivals and/or seeds the morning's backlog."""
 
     model_config = _STRICT
-    name: str
-    path: str
-    columns: ColumnMap
+    name: str = Field(description="Name replay arrivals refer to (arrivals.log).")
+    path: str = Field(description="CSV or Parquet file, relative to the scenario file.")
+    columns: ColumnMap = Field(description="Which column holds which field.")
     timestamp_format: str = Field(
         default="iso",
         description="'iso', 'unix_s', 'unix_ms', 'minutes' (already minutes since start) or a "
@@ -272,63 +322,110 @@ class TaskLogSpec(BaseModel):
             return v.isoformat()
         return str(v)
 
-    handling_time_unit: Literal["seconds", "minutes", "hours"] = "seconds"
-    use: Literal["replay", "backlog", "both"] = "replay"
-    label_true: list[str] = Field(default_factory=lambda: ["1", "true", "yes", "violating"])
+    handling_time_unit: Literal["seconds", "minutes", "hours"] = Field(
+        default="seconds", description="Unit of the handling_time column."
+    )
+    use: Literal["replay", "backlog", "both"] = Field(
+        default="replay",
+        description="replay: rows from minute 0 on are arrivals; backlog: rows before the "
+        "snapshot wait at minute 0; both.",
+    )
+    label_true: list[str] = Field(
+        default_factory=lambda: ["1", "true", "yes", "violating"],
+        description="Label values meaning violating (case-insensitive).",
+    )
 
 
 class RosterColumns(BaseModel):
+    """Which column of a roster export holds each field (only ``reviewer_id`` needed)."""
+
     model_config = _STRICT
-    reviewer_id: str
-    markets: str | None = None
-    classes: str | None = None
+    reviewer_id: str = Field(description="Column of the reviewer id.")
+    markets: str | None = Field(
+        default=None, description="Column of the markets a reviewer covers (a list cell)."
+    )
+    classes: str | None = Field(
+        default=None, description="Column of the classes a reviewer is qualified for (a list)."
+    )
     accuracy: str | None = Field(default=None, description="One accuracy for all classes.")
-    accuracy_by_class: dict[str, str] = Field(default_factory=dict)
-    mean_handling_time: str | None = None
-    shift_start: str | None = None
-    shift_end: str | None = None
+    accuracy_by_class: dict[str, str] = Field(
+        default_factory=dict, description="Class name -> column of the accuracy on that class."
+    )
+    mean_handling_time: str | None = Field(
+        default=None,
+        description="Column of the reviewer's mean handling time (sets its speed); blank: "
+        "speed 1.0.",
+    )
+    shift_start: str | None = Field(default=None, description="Column of the shift start.")
+    shift_end: str | None = Field(default=None, description="Column of the shift end.")
 
 
 class RosterSpec(BaseModel):
     """A reviewer roster export; each row becomes a reviewer (grouped when identical)."""
 
     model_config = _STRICT
-    path: str
-    columns: RosterColumns
+    path: str = Field(description="CSV or Parquet file, relative to the scenario file.")
+    columns: RosterColumns = Field(description="Which column holds which field.")
     list_delimiter: str = Field(default="|", description="Separator of list cells not in JSON.")
-    handling_time_unit: Literal["seconds", "minutes", "hours"] = "seconds"
-    shift_time_format: Literal["hh:mm", "minutes"] = "hh:mm"
-    default_classes: list[str] | None = None
+    handling_time_unit: Literal["seconds", "minutes", "hours"] = Field(
+        default="seconds", description="Unit of the mean_handling_time column."
+    )
+    shift_time_format: Literal["hh:mm", "minutes"] = Field(
+        default="hh:mm", description="Shift cells as 08:30 or as minutes since midnight."
+    )
+    default_classes: list[str] | None = Field(
+        default=None, description="Classes of reviewers without a classes column or cell."
+    )
     specificity: float = Field(
         default=0.97, ge=0, le=1, description="Specificity assumed when only accuracy is known."
     )
 
 
 class DataSpec(BaseModel):
+    """Real exports the scenario imports: task logs and reviewer rosters."""
+
     model_config = _STRICT
-    task_logs: list[TaskLogSpec] = Field(default_factory=list)
-    rosters: list[RosterSpec] = Field(default_factory=list)
+    task_logs: list[TaskLogSpec] = Field(
+        default_factory=list, description="Task logs to replay or to seed the backlog from."
+    )
+    rosters: list[RosterSpec] = Field(
+        default_factory=list, description="Rosters whose reviewers join the reviewer groups."
+    )
 
 
 class Scenario(BaseModel):
     """One audit operation: classes, reviewers, routing, horizon."""
 
     model_config = _STRICT
-    name: str = "scenario"
-    description: str = ""
-    time_unit: Literal["minutes"] = "minutes"
+    name: str = Field(default="scenario", description="Scenario name, shown in results.")
+    description: str = Field(default="", description="Free text about the scenario.")
+    time_unit: Literal["minutes"] = Field(
+        default="minutes", description="Unit of every time in the file (minutes only)."
+    )
     horizon: float = Field(gt=0, description="Minutes simulated.")
     warmup: float = Field(default=0.0, ge=0, description="Minutes excluded from statistics.")
-    markets: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
+    markets: list[str] = Field(
+        default_factory=lambda: ["all"],
+        min_length=1,
+        description="Markets (languages, sites) tasks belong to and reviewers cover.",
+    )
     risk_bands: list[float] = Field(
         default_factory=list,
         description="Cut points of the risk score; queues are split by class x market x band.",
     )
-    classes: list[TaskClass] = Field(min_length=1)
-    reviewers: list[ReviewerGroup] = Field(default_factory=list)
-    routing: list[RoutingRule] = Field(default_factory=list)
-    qa: QASpec | None = None
-    data: DataSpec = Field(default_factory=DataSpec)
+    classes: list[TaskClass] = Field(min_length=1, description="The task classes (queues).")
+    reviewers: list[ReviewerGroup] = Field(
+        default_factory=list, description="The reviewer groups (plus any imported rosters)."
+    )
+    routing: list[RoutingRule] = Field(
+        default_factory=list, description="Follow-up tasks routed by decisions (escalation)."
+    )
+    qa: QASpec | None = Field(
+        default=None, description="QA re-review sampling (routing rules under the hood)."
+    )
+    data: DataSpec = Field(
+        default_factory=DataSpec, description="Real task logs and rosters to import."
+    )
     sample_interval: float = Field(default=15.0, gt=0, description="Backlog sampling, minutes.")
     base_dir: str | None = Field(default=None, description="Set on load: relative data paths.")
 
