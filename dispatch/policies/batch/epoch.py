@@ -15,7 +15,7 @@ steps (the aggregation is described in :mod:`dispatch.policies.batch.value`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -72,6 +72,7 @@ class _Tail:
     harm_rate: float
     end_of_life: float
     deadline: float
+    harm_deferral: float
 
 
 @dataclass
@@ -336,7 +337,7 @@ class EpochBuilder:
             per_bucket.append((b, len(live), tau_h))
             rest = min(n, takers) - len(live) if tail else 0
             if rest > 0 and live:
-                tails.append(_tail(bk, live, rest))
+                tails.append(_tail(bk, live, rest, tau_h))
         return self._scan_arrays(now, real, per_bucket, tails)
 
     def _scan_arrays(
@@ -346,66 +347,44 @@ class EpochBuilder:
         per_bucket: list[tuple[int, int, float]],
         tails: list[_Tail],
     ) -> Scan:
-        """Arrays of the scanned tasks and tails, merged in (bucket, position) order."""
+        """Arrays of the scanned tasks, with the tails merged in at the end of their buckets."""
+        cols = self._task_columns(now, real, per_bucket)
+        if tails:
+            cols = _merge_tails(cols, tails)
+        tasks = cols.pop("tasks")
+        return Scan(tasks=tasks, cls=self.b_cls[cols["bucket"]], **cols)
+
+    def _task_columns(
+        self, now: float, real: list[Task], per_bucket: list[tuple[int, int, float]]
+    ) -> dict[str, Any]:
+        """Per-task arrays of the scanned live tasks (``per_bucket``: bucket, count, tau_h)."""
         n_real = len(real)
         counts = np.array([k for _, k, _ in per_bucket], dtype=np.int64)
         bucket = np.repeat(np.array([b for b, _, _ in per_bucket], dtype=np.int64), counts)
-        tau_h = np.repeat(np.array([t for _, _, t in per_bucket], dtype=float), counts)
         starts = np.cumsum(counts) - counts
-        pos = np.arange(n_real, dtype=np.int64) - np.repeat(starts, counts)
-        cls = self.b_cls[bucket]
         deadline = np.array([t.deadline for t in real], dtype=float)
         expires = np.array([t.expires_at for t in real], dtype=float)
         band = np.full(n_real, REST, dtype=np.int64)
-        slack = self.aggregation.urgent_fraction * self.sla[cls]
+        slack = self.aggregation.urgent_fraction * self.sla[self.b_cls[bucket]]
         band[(deadline - now < slack) | (expires - now < self.value.deferral)] = URGENT
         band[deadline < now] = OVERDUE
-        harm_rate = np.array(
-            [t.severity * t.reach if t.item.enforced_at is None else 0.0 for t in real],
-            dtype=float,
-        )
-        parts = {
-            "bucket": (bucket, [x.bucket for x in tails]),
-            "pos": (pos, [x.pos for x in tails]),
-            "band": (band, [REST] * len(tails)),
-            "severe": (
-                np.array([bool(t.severe) for t in real], dtype=bool),
-                [x.severe for x in tails],
+        return {
+            "tasks": list(real),
+            "bucket": bucket,
+            "pos": np.arange(n_real, dtype=np.int64) - np.repeat(starts, counts),
+            "band": band,
+            "severe": np.array([bool(t.severe) for t in real], dtype=bool),
+            "weight": np.ones(n_real, dtype=np.int64),
+            "risk": np.array([t.risk for t in real], dtype=float),
+            "harm_rate": np.array(
+                [t.severity * t.reach if t.item.enforced_at is None else 0.0 for t in real],
+                dtype=float,
             ),
-            "weight": (np.ones(n_real, dtype=np.int64), [x.weight for x in tails]),
-            "risk": (np.array([t.risk for t in real], dtype=float), [x.risk for x in tails]),
-            "harm_rate": (harm_rate, [x.harm_rate for x in tails]),
-            "end_of_life": (
-                np.array([t.end_of_life for t in real], dtype=float),
-                [x.end_of_life for x in tails],
-            ),
-            "deadline": (deadline, [x.deadline for x in tails]),
-            "expires_at": (expires, [np.inf] * len(tails)),
+            "end_of_life": np.array([t.end_of_life for t in real], dtype=float),
+            "deadline": deadline,
+            "expires_at": expires,
+            "harm_deferral": np.repeat(np.array([t for *_, t in per_bucket], dtype=float), counts),
         }
-        tasks: list[Task | None] = [*real, *([None] * len(tails))]
-        if tails:
-            tail_b = np.array([x.bucket for x in tails], dtype=np.int64)
-            tail_tau = tau_h[np.searchsorted(bucket, tail_b)]
-            order = np.lexsort(
-                (np.concatenate([pos, parts["pos"][1]]), np.concatenate([bucket, tail_b]))
-            )
-            tasks = [tasks[i] for i in order.tolist()]
-        else:
-            tail_tau = np.zeros(0)
-            order = None
-        arrays = {}
-        for key, (head, extra) in parts.items():
-            a = np.concatenate([head, np.array(extra, dtype=head.dtype)]) if tails else head
-            arrays[key] = a[order] if order is not None else a
-        harm_deferral = np.concatenate([tau_h, tail_tau])
-        if order is not None:
-            harm_deferral = harm_deferral[order]
-        return Scan(
-            tasks=tasks,
-            cls=self.b_cls[arrays["bucket"]],
-            harm_deferral=harm_deferral,
-            **arrays,
-        )
 
     # -- columns -----------------------------------------------------------------------------
     def columns(self, ep: Epoch, per_task: bool, mask_cap: bool) -> None:
@@ -462,7 +441,7 @@ def _live_head(bk: Bucket, depth: int) -> list[Task]:
     return out
 
 
-def _tail(bk: Bucket, live: list[Task], rest: int) -> _Tail:
+def _tail(bk: Bucket, live: list[Task], rest: int, tau_h: float) -> _Tail:
     """The tail entry standing for ``rest`` takeable tasks beyond the scanned ``live``.
 
     Valued from the bucket's running sums minus the scanned tasks' (mean risk, mean risk x
@@ -490,4 +469,27 @@ def _tail(bk: Bucket, live: list[Task], rest: int) -> _Tail:
         harm_rate=mean_phr / mean_risk if mean_risk > 0 else 0.0,
         end_of_life=last.end_of_life,
         deadline=last.deadline,
+        harm_deferral=tau_h,
     )
+
+
+def _merge_tails(cols: dict[str, Any], tails: list[_Tail]) -> dict[str, Any]:
+    """Append the tail entries (band REST, no expiry) and restore (bucket, position) order."""
+    n = len(tails)
+    extra: dict[str, list] = {
+        key: [getattr(x, key) for x in tails]
+        for key in ("bucket", "pos", "weight", "severe", "risk", "harm_rate")
+        + ("end_of_life", "deadline", "harm_deferral")
+    }
+    extra["band"] = [REST] * n
+    extra["expires_at"] = [np.inf] * n
+    out: dict[str, Any] = {}
+    for key, head in cols.items():
+        if key != "tasks":
+            out[key] = np.concatenate([head, np.array(extra[key], dtype=head.dtype)])
+    order = np.lexsort((out["pos"], out["bucket"]))
+    for key in list(out):
+        out[key] = out[key][order]
+    tasks = [*cols["tasks"], *([None] * n)]
+    out["tasks"] = [tasks[i] for i in order.tolist()]
+    return out
