@@ -21,7 +21,6 @@ vectorised builders use the arrays. Arrays are read-only.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -208,9 +207,6 @@ class Layout:
     def headcount(self) -> int:
         """Reviewers in all groups."""
         return sum(g.headcount for g in self.groups)
-
-    def band_of(self, risk: float) -> int:
-        return bisect.bisect_right(self.bands, risk) if self.bands else 0
 
 
 def _ro(a: np.ndarray) -> np.ndarray:

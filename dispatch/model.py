@@ -193,7 +193,6 @@ class Reviewer:
         "on_duty",
         "leaving",
         "task",
-        "idle_since",
         "fatigue",
         "fatigue_t",
         "severe_times",
@@ -211,7 +210,6 @@ class Reviewer:
         self.on_duty = True
         self.leaving = False
         self.task: Task | None = None
-        self.idle_since = 0.0
         self.fatigue = 0.0
         self.fatigue_t = 0.0
         self.severe_times: deque[float] = deque()

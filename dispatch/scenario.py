@@ -482,9 +482,6 @@ class Scenario(BaseModel):
         return self
 
     # -- derived views ---------------------------------------------------------------------
-    def class_index(self, name: str) -> int:
-        return [c.name for c in self.classes].index(name)
-
     def all_routing(self) -> list[RoutingRule]:
         """Routing rules including the QA sampling expanded into rules."""
         rules = list(self.routing)

@@ -18,7 +18,7 @@ The public API, for policies, environments and tools:
 * the clock: :attr:`now`, :meth:`schedule` (absolute time), :meth:`peek`;
 * views: :meth:`candidates`, :meth:`free_count`, :meth:`idle_reviewers`,
   :attr:`pending_count`, ``reviewer.current_class``;
-* running: :meth:`run`, :meth:`start`, :meth:`finish`; stepping: :meth:`run_until`,
+* running: :meth:`run`, :meth:`start`, :meth:`finish`; stepping:
   :meth:`advance_to` (batch environments), :meth:`next_decision` / :meth:`decide`
   (deferring pull policies), ``on_advance`` (integrate state between events).
 """
@@ -107,7 +107,6 @@ class Simulation(EventLoop, TaskFlow, Dispatching, Shifts):
         """Buckets, groups and reviewers as the mutable objects the engine works on."""
         self.buckets = [Bucket(b.index, b.cls, b.market, b.band, b.name) for b in layout.buckets]
         self.bucket_of = layout.bucket_of
-        self.buckets_of_class = [list(bs) for bs in layout.buckets_of_class]
         self._bucket_base = layout.base_bucket
         self.groups: list[Group] = []
         self.reviewers: list[Reviewer] = []
@@ -141,9 +140,6 @@ class Simulation(EventLoop, TaskFlow, Dispatching, Shifts):
             else Buffered(lambda n, d=r.rule.delay: d.sample(self.streams.delays, n))
             for r in layout.routes
         ]
-
-    def band_of(self, risk: float) -> int:
-        return self.layout.band_of(risk)
 
     # -- running ---------------------------------------------------------------------------
     def start(self) -> None:

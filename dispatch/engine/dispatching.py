@@ -160,7 +160,6 @@ class Dispatching:
             r.leaving = False
             r.on_duty = False
             return
-        r.idle_since = now
         r.in_idle = True
         r.group.idle.append(r)
         if self._on_demand:

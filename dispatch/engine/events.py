@@ -89,12 +89,6 @@ class EventLoop:
     def start(self) -> None:  # implemented by Simulation
         raise NotImplementedError
 
-    def run_until(self, t: float) -> None:
-        """Advance simulated time to ``min(t, horizon)``, running every event up to and
-        including ``t`` (batch-mode stepping)."""
-        self.start()
-        self.env.run(until=min(t, self.horizon))
-
     def advance_to(self, t: float, integrate: Callable[[float, float], None] | None = None) -> None:
         """Process every event strictly before ``t`` and set the clock to ``min(t, horizon)``.
 

@@ -51,7 +51,6 @@ class ObservationBuilder:
         self._horizon = float(layout.scenario.horizon)
         feats = features(mode, per_bucket=True)
         glob = features(mode, per_bucket=False)
-        self.n_bucket_features = len(feats)
         self.size = len(feats) * B + len(glob)
         self._g0 = len(feats) * B
         self._names = [f"{f.name}[{b.name}]" for f in feats for b in layout.buckets]

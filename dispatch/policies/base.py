@@ -29,6 +29,25 @@ if TYPE_CHECKING:
     from dispatch.simulator import Simulation
 
 
+def with_work(sim: Simulation, reviewers: list[Reviewer]) -> list[Reviewer]:
+    """The reviewers whose group has a waiting task in some eligible bucket.
+
+    Most on-demand epochs find the free reviewers with nothing they could take (an arrival
+    for a busy team): batch policies filter by group before building anything.
+    """
+    buckets = sim.buckets
+    has_work: dict[int, bool] = {}
+    keep = []
+    for r in reviewers:
+        g = r.group
+        ok = has_work.get(g.index)
+        if ok is None:
+            ok = has_work[g.index] = any(buckets[b].n for b in g.eligible)
+        if ok:
+            keep.append(r)
+    return keep
+
+
 class PolicyMode(StrEnum):
     """How the simulator asks a policy (a ``str``: ``PolicyMode.BATCH == "batch"``)."""
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from dispatch.errors import ConfigError
 from dispatch.observation import AGE_CAP
-from dispatch.policies.base import Policy, PolicyMode
+from dispatch.policies.base import Policy, PolicyMode, with_work
 from dispatch.policies.batch.flow import FlowPolicy
 from dispatch.solvers import SCALE, AssignmentProblem, solve_min_cost_flow
 
@@ -127,17 +127,11 @@ class WeightedAssigner:
     ) -> dict[tuple[int, bool], list[Reviewer]]:
         """Rows: (group, at cap) in first-seen order, members in the order given; groups
         with no work in any eligible bucket are dropped before anything else is computed."""
-        buckets = self.sim.buckets
         rows: dict[tuple[int, bool], list[Reviewer]] = {}
-        has_work: dict[int, bool] = {}
-        for r in reviewers:
+        for r in with_work(self.sim, reviewers):
             g = r.group
-            w = has_work.get(g.index)
-            if w is None:
-                w = has_work[g.index] = any(buckets[b].n for b in g.eligible)
-            if w:
-                key = (g.index, g.cap is not None and r.at_cap(now))
-                rows.setdefault(key, []).append(r)
+            key = (g.index, g.cap is not None and r.at_cap(now))
+            rows.setdefault(key, []).append(r)
         return rows
 
     def _bucket_state(self, now: float) -> np.ndarray:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dispatch.errors import ConfigError
 from dispatch.model import WAITING
 from dispatch.policies.batch.guard import GuardPrice
 from dispatch.policies.batch.params import SolverParams
@@ -169,23 +168,8 @@ class EpochBuilder:
 
     def set_reservation(self, res: Reservation) -> None:
         """Hold ``res.k`` free reviewers of the reserved groups for the protected classes."""
-        lay = self.layout
-        names = list(lay.class_names)
-        unknown = set(res.classes) - set(names)
-        if unknown:
-            raise ConfigError(f"unknown classes {sorted(unknown)}", field="reserve.classes")
-        cls = {names.index(c) for c in res.classes}
+        cls, self.res_groups = res.resolve(self.layout)
         self.res_protected = np.isin(self.b_cls, sorted(cls))
-        if res.groups is not None:
-            gnames = [g.name for g in lay.groups]
-            bad = set(res.groups) - set(gnames)
-            if bad:
-                raise ConfigError(f"unknown groups {sorted(bad)}", field="reserve.groups")
-            self.res_groups = {gnames.index(g) for g in res.groups}
-        else:
-            self.res_groups = {
-                g.index for g in lay.groups if (self.group_mask[g.index] & self.res_protected).any()
-            }
         self.res_k = res.k
         self.res_threshold = res.backlog_threshold
 

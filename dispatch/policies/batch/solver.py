@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dispatch.policies.base import Policy, PolicyMode
+from dispatch.policies.base import Policy, PolicyMode, with_work
 from dispatch.policies.batch.epoch import Epoch, EpochBuilder
 from dispatch.policies.batch.params import SolverParams
 from dispatch.policies.batch.realise import realise
@@ -83,18 +83,7 @@ class BatchSolver(Policy):
     def assign(self, reviewers: list[Reviewer], now: float) -> list[tuple[Reviewer, int]]:
         st = self.stats
         st["epochs"] += 1
-        # Most on-demand epochs find the free reviewers with nothing they could take (an
-        # arrival for a busy team): filter by group before building anything.
-        buckets = self.sim.buckets
-        has_work: dict[int, bool] = {}
-        keep = []
-        for r in reviewers:
-            g = r.group
-            ok = has_work.get(g.index)
-            if ok is None:
-                ok = has_work[g.index] = any(buckets[b].n for b in g.eligible)
-            if ok:
-                keep.append(r)
+        keep = with_work(self.sim, reviewers)
         if not keep:
             return []
         ep = self.build(keep, now)
