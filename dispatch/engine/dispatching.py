@@ -10,6 +10,9 @@ Every decision is validated here: a policy can never start a task a reviewer may
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
+
+from simpy.events import NORMAL
 
 from dispatch.engine.events import InvalidDecision
 from dispatch.model import DONE, IN_SERVICE, Group, Reviewer
@@ -119,7 +122,8 @@ class Dispatching:
         self.collector.on_start(task, r, now)
         ev = r.event  # one pending completion per reviewer: reuse its event object
         ev.callbacks = [self._on_complete_event]
-        self._push(now + task.work / g.speed[task.cls], ev)
+        env = self.env  # the hot path pushes onto SimPy's heap directly (see engine.events)
+        heappush(env._queue, (now + task.work / g.speed[task.cls], NORMAL, next(env._eid), ev))
 
     def _on_complete_event(self, ev) -> None:
         r: Reviewer = ev._value

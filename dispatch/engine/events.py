@@ -80,11 +80,6 @@ class EventLoop:
         env = self.env
         heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), _Call(fn, payload)))
 
-    def _push(self, t: float, ev: _Call) -> None:
-        """Schedule a reusable event object at absolute time ``t``."""
-        env = self.env
-        heappush(env._queue, (t, NORMAL, next(env._eid), ev))
-
     # -- stepping ---------------------------------------------------------------------------------
     def start(self) -> None:  # implemented by Simulation
         raise NotImplementedError

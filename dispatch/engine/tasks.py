@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import bisect
 import math
+from heapq import heappush
 from typing import TYPE_CHECKING
+
+from simpy.events import NORMAL
 
 from dispatch.arrivals import arrival_times
 from dispatch.engine.events import _Call
@@ -48,7 +51,8 @@ class TaskFlow:
             ev = _Call(self._on_arrival_event, (ci, gen, replayed))
         else:  # one pending arrival per class: reuse its event object
             ev.callbacks = [self._on_arrival_event]
-        self._push(t, ev)
+        env = self.env
+        heappush(env._queue, (t, NORMAL, next(env._eid), ev))
 
     def _on_arrival_event(self, ev) -> None:
         ci, gen, replayed = ev._value

@@ -14,8 +14,9 @@ steps (the aggregation is described in :mod:`dispatch.policies.batch.value`):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,16 +31,35 @@ if TYPE_CHECKING:
     from dispatch.policies.rules import Reservation
     from dispatch.simulator import Simulation
 
-__all__ = ["Epoch", "EpochBuilder", "Scan"]
+__all__ = ["SCAN_COLUMNS", "Epoch", "EpochBuilder", "Scan"]
+
+
+SCAN_COLUMNS = (
+    "bucket",
+    "pos",
+    "band",
+    "severe",
+    "weight",
+    "risk",
+    "harm_rate",
+    "end_of_life",
+    "deadline",
+    "expires_at",
+    "harm_deferral",
+)
+"""One row per scanned entry (see :class:`Scan`), in this column order."""
 
 
 @dataclass
 class Scan:
-    """The tasks scanned in one epoch, by bucket then position from the head.
+    """The entries scanned in one epoch, by bucket then position from the head.
 
     Entries are live tasks, plus (aggregated solvers) one *tail* entry per bucket after its
-    scanned tasks: a pseudo-task (``task`` ``None``) standing for ``weight`` unscanned tasks,
-    valued from the bucket's running sums. The float arrays are the value model's inputs.
+    scanned tasks: a pseudo-task (``tasks[i]`` is ``None``) standing for ``weight`` unscanned
+    tasks, valued from the bucket's running sums, in band REST and without expiry. The
+    arrays are the columns of :data:`SCAN_COLUMNS`; the float ones are the value model's
+    inputs (``harm_rate`` = severity x reach, 0 once the content is enforced; for a tail the
+    mean risk-weighted rate; ``harm_deferral`` = tau_h of the entry's bucket).
     """
 
     tasks: list[Task | None]
@@ -48,30 +68,22 @@ class Scan:
     band: np.ndarray
     severe: np.ndarray
     weight: np.ndarray
-    cls: np.ndarray
     risk: np.ndarray
     harm_rate: np.ndarray
-    """severity x reach (0 once the content is enforced); tail: mean risk-weighted rate."""
     end_of_life: np.ndarray
     deadline: np.ndarray
     expires_at: np.ndarray
     harm_deferral: np.ndarray
-    """tau_h of the entry's bucket (its head-of-line wait when longer than the deferral)."""
 
-
-@dataclass
-class _Tail:
-    """The tail entry of one bucket (see :class:`Scan`)."""
-
-    bucket: int
-    pos: int
-    weight: int
-    severe: bool
-    risk: float
-    harm_rate: float
-    end_of_life: float
-    deadline: float
-    harm_deferral: float
+    @classmethod
+    def from_rows(cls, tasks: list[Task | None], rows: list[tuple]) -> Scan:
+        """Columns from row tuples (one ``np.array`` call: small epochs are the norm)."""
+        a = np.array(rows, dtype=float).reshape(len(rows), len(SCAN_COLUMNS))
+        cols = dict(zip(SCAN_COLUMNS, a.T, strict=True))
+        for key in ("bucket", "pos", "band", "weight"):
+            cols[key] = cols[key].astype(np.int64)
+        cols["severe"] = cols["severe"].astype(bool)
+        return cls(tasks=tasks, **cols)
 
 
 @dataclass
@@ -269,7 +281,7 @@ class EpochBuilder:
             ep.task_value = np.zeros((ep.n_rows, 0))
             ep.task_eligible = np.zeros((ep.n_rows, 0), dtype=bool)
             return
-        cls_a = s.cls
+        cls_a = self.b_cls[s.bucket]
         g = ep.row_group
         speed = self.speed[g][:, cls_a]
         ok = ep.row_bucket_ok[:, s.bucket] & (speed > 0)
@@ -296,14 +308,18 @@ class EpochBuilder:
         ep.task_eligible = ok
 
     def _scan_tasks(self, ep: Epoch, depth_cap: int, tail: bool) -> Scan:
-        """Read the live head of every candidate bucket (Python), then build arrays (numpy)."""
+        """Read the live head of every candidate bucket into rows of :data:`SCAN_COLUMNS`.
+
+        The urgency band of a task: OVERDUE past its deadline; URGENT with less than
+        ``urgent_fraction`` of its SLA left or expiring within the deferral; else REST.
+        """
         buckets = self.sim.buckets
         now = ep.now
         tau0 = self.value.deferral
+        uf = self.aggregation.urgent_fraction
         free_per_bucket = ep.supply @ ep.row_bucket_ok if ep.n_rows else np.zeros(0)
-        real: list[Task] = []
-        per_bucket: list[tuple[int, int, float]] = []  # (bucket, tasks scanned, tau_h)
-        tails: list[_Tail] = []
+        tasks: list[Task | None] = []
+        rows: list[tuple] = []
         for b in np.flatnonzero(free_per_bucket).tolist():
             bk = buckets[b]
             n = bk.n
@@ -311,64 +327,30 @@ class EpochBuilder:
                 continue
             takers = int(free_per_bucket[b])
             depth = min(n, depth_cap, takers) if tail else min(n, depth_cap)
+            urgent_slack = uf * self.sla[bk.cls]
             tau_h = tau0
             if self.value.harm_wait_from_queue:
                 head = bk.head()
                 if head is not None and now - head.arrival > tau0:
                     tau_h = now - head.arrival
             live = _live_head(bk, depth)
-            real += live
-            per_bucket.append((b, len(live), tau_h))
+            for pos, t in enumerate(live):
+                dl = t.deadline
+                ex = t.expires_at
+                if dl < now:
+                    band = OVERDUE
+                elif dl - now < urgent_slack or ex - now < tau0:
+                    band = URGENT
+                else:
+                    band = REST
+                hr = t.severity * t.reach if t.item.enforced_at is None else 0.0
+                rows.append((b, pos, band, t.severe, 1, t.risk, hr, t.end_of_life, dl, ex, tau_h))
+            tasks += live
             rest = min(n, takers) - len(live) if tail else 0
             if rest > 0 and live:
-                tails.append(_tail(bk, live, rest, tau_h))
-        return self._scan_arrays(now, real, per_bucket, tails)
-
-    def _scan_arrays(
-        self,
-        now: float,
-        real: list[Task],
-        per_bucket: list[tuple[int, int, float]],
-        tails: list[_Tail],
-    ) -> Scan:
-        """Arrays of the scanned tasks, with the tails merged in at the end of their buckets."""
-        cols = self._task_columns(now, real, per_bucket)
-        if tails:
-            cols = _merge_tails(cols, tails)
-        tasks = cols.pop("tasks")
-        return Scan(tasks=tasks, cls=self.b_cls[cols["bucket"]], **cols)
-
-    def _task_columns(
-        self, now: float, real: list[Task], per_bucket: list[tuple[int, int, float]]
-    ) -> dict[str, Any]:
-        """Per-task arrays of the scanned live tasks (``per_bucket``: bucket, count, tau_h)."""
-        n_real = len(real)
-        counts = np.array([k for _, k, _ in per_bucket], dtype=np.int64)
-        bucket = np.repeat(np.array([b for b, _, _ in per_bucket], dtype=np.int64), counts)
-        starts = np.cumsum(counts) - counts
-        deadline = np.array([t.deadline for t in real], dtype=float)
-        expires = np.array([t.expires_at for t in real], dtype=float)
-        band = np.full(n_real, REST, dtype=np.int64)
-        slack = self.aggregation.urgent_fraction * self.sla[self.b_cls[bucket]]
-        band[(deadline - now < slack) | (expires - now < self.value.deferral)] = URGENT
-        band[deadline < now] = OVERDUE
-        return {
-            "tasks": list(real),
-            "bucket": bucket,
-            "pos": np.arange(n_real, dtype=np.int64) - np.repeat(starts, counts),
-            "band": band,
-            "severe": np.array([bool(t.severe) for t in real], dtype=bool),
-            "weight": np.ones(n_real, dtype=np.int64),
-            "risk": np.array([t.risk for t in real], dtype=float),
-            "harm_rate": np.array(
-                [t.severity * t.reach if t.item.enforced_at is None else 0.0 for t in real],
-                dtype=float,
-            ),
-            "end_of_life": np.array([t.end_of_life for t in real], dtype=float),
-            "deadline": deadline,
-            "expires_at": expires,
-            "harm_deferral": np.repeat(np.array([t for *_, t in per_bucket], dtype=float), counts),
-        }
+                rows.append(_tail_row(bk, live, rest, tau_h))
+                tasks.append(None)
+        return Scan.from_rows(tasks, rows)
 
     # -- columns -----------------------------------------------------------------------------
     def columns(self, ep: Epoch, per_task: bool, mask_cap: bool) -> None:
@@ -425,7 +407,7 @@ def _live_head(bk: Bucket, depth: int) -> list[Task]:
     return out
 
 
-def _tail(bk: Bucket, live: list[Task], rest: int, tau_h: float) -> _Tail:
+def _tail_row(bk: Bucket, live: list[Task], rest: int, tau_h: float) -> tuple:
     """The tail entry standing for ``rest`` takeable tasks beyond the scanned ``live``.
 
     Valued from the bucket's running sums minus the scanned tasks' (mean risk, mean risk x
@@ -443,37 +425,19 @@ def _tail(bk: Bucket, live: list[Task], rest: int, tau_h: float) -> _Tail:
     m = bk.n - k
     mean_risk = max(bk.sum_risk - s_risk, 0.0) / m
     mean_phr = max(bk.sum_harm_rate - s_hr, 0.0) / m
+    harm_rate = mean_phr / mean_risk if mean_risk > 0 else 0.0
     last = live[-1]
-    return _Tail(
-        bucket=bk.index,
-        pos=k,
-        weight=rest,
-        severe=bk.n_severe - s_sev > 0,
-        risk=mean_risk,
-        harm_rate=mean_phr / mean_risk if mean_risk > 0 else 0.0,
-        end_of_life=last.end_of_life,
-        deadline=last.deadline,
-        harm_deferral=tau_h,
+    severe = bk.n_severe - s_sev > 0
+    return (
+        bk.index,
+        k,
+        REST,
+        severe,
+        rest,
+        mean_risk,
+        harm_rate,
+        last.end_of_life,
+        last.deadline,
+        math.inf,
+        tau_h,
     )
-
-
-def _merge_tails(cols: dict[str, Any], tails: list[_Tail]) -> dict[str, Any]:
-    """Append the tail entries (band REST, no expiry) and restore (bucket, position) order."""
-    n = len(tails)
-    extra: dict[str, list] = {
-        key: [getattr(x, key) for x in tails]
-        for key in ("bucket", "pos", "weight", "severe", "risk", "harm_rate")
-        + ("end_of_life", "deadline", "harm_deferral")
-    }
-    extra["band"] = [REST] * n
-    extra["expires_at"] = [np.inf] * n
-    out: dict[str, Any] = {}
-    for key, head in cols.items():
-        if key != "tasks":
-            out[key] = np.concatenate([head, np.array(extra[key], dtype=head.dtype)])
-    order = np.lexsort((out["pos"], out["bucket"]))
-    for key in list(out):
-        out[key] = out[key][order]
-    tasks = [*cols["tasks"], *([None] * n)]
-    out["tasks"] = [tasks[i] for i in order.tolist()]
-    return out
