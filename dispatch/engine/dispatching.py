@@ -40,7 +40,10 @@ class Dispatching:
         """
         if group is not None:
             return len(group.idle)
-        return sum(len(g.idle) for g in self.groups)
+        n = 0
+        for g in self.groups:
+            n += len(g.idle)
+        return n
 
     def idle_reviewers(self, group: Group | None = None) -> list[Reviewer]:
         """A copy of the free reviewers parked idle (in ``group``, or all, by group)."""
