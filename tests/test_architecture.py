@@ -26,27 +26,28 @@ def _sources() -> list[tuple[str, str]]:
     return out
 
 
-def test_only_the_engine_uses_simpy_and_engine_internals() -> None:
-    offenders = []
+def _offenders(pattern: re.Pattern[str], checked) -> list[str]:
+    """``path:line: text`` of every line matching ``pattern`` in the files ``checked`` keeps."""
+    out = []
     for rel, text in _sources():
-        if rel in ENGINE or rel in PENDING_MIGRATION:
+        if not checked(rel):
             continue
         for i, line in enumerate(text.splitlines(), 1):
-            if PRIVATE.search(line):
-                offenders.append(f"{rel}:{i}: {line.strip()}")
+            if pattern.search(line):
+                out.append(f"{rel}:{i}: {line.strip()}")
+    return out
+
+
+def test_only_the_engine_uses_simpy_and_engine_internals() -> None:
+    offenders = _offenders(PRIVATE, lambda rel: rel not in ENGINE | PENDING_MIGRATION)
     assert not offenders, "private engine names outside the engine:\n" + "\n".join(offenders)
 
 
 def test_policies_and_envs_read_engine_state_through_the_api() -> None:
-    offenders = []
-    for rel, text in _sources():
-        if not (
-            rel.startswith(("dispatch/policies/", "envs/")) or rel == "dispatch/observation.py"
-        ):
-            continue
-        for i, line in enumerate(text.splitlines(), 1):
-            if ENGINE_STATE.search(line):
-                offenders.append(f"{rel}:{i}: {line.strip()}")
+    offenders = _offenders(
+        ENGINE_STATE,
+        lambda rel: rel.startswith(("dispatch/policies/", "dispatch/observation/", "envs/")),
+    )
     assert not offenders, "engine state read directly:\n" + "\n".join(offenders)
 
 
