@@ -43,6 +43,7 @@ __all__ = [
     "CPSATControl",
     "CPSATParams",
     "EpochTiming",
+    "FlatParameterWarning",
     "LSAAggregation",
     "LSAParams",
     "MaxDiverted",
@@ -53,6 +54,15 @@ __all__ = [
     "ValueModel",
     "ValueWeights",
 ]
+
+
+class FlatParameterWarning(DeprecationWarning):
+    """A flat solver parameter of an earlier release was used (it still works, this release)."""
+
+
+# Shown by default (Python hides DeprecationWarnings outside __main__): the people who see
+# it are users of experiment files and ``-p`` flags, not developers.
+warnings.filterwarnings("default", category=FlatParameterWarning)
 
 
 class ParamGroup(BaseModel):
@@ -224,7 +234,7 @@ class SolverParams(BaseModel):
             warnings.warn(
                 f"policy parameter '{key}' is deprecated; use '{group}.{key}' "
                 f"(e.g. -p {group}.{key}=... or params: {{{group}: {{{key}: ...}}}})",
-                DeprecationWarning,
+                FlatParameterWarning,
                 stacklevel=2,
             )
             nested[key] = out.pop(key)
