@@ -201,6 +201,16 @@ def policies() -> None:
         typer.echo(f"    {summary} Parameters: {ptxt}")
 
 
+@app.command()
+@run_cli
+def schema() -> None:
+    """Print every scenario field, nested, with its type, default and description."""
+    from dispatch.schema import schema_lines
+
+    for line in schema_lines():
+        typer.echo(line)
+
+
 # -- further commands register below (run, train, export); keep imports inside functions --
 
 

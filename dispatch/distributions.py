@@ -24,8 +24,10 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
 class Exponential(BaseModel):
+    """Exponential with the given mean (memoryless: the textbook M in M/M/c)."""
+
     model_config = _STRICT
-    kind: Literal["exponential"] = "exponential"
+    kind: Literal["exponential"] = Field(default="exponential", description="Selects this kind.")
     mean: float = Field(gt=0, description="Mean (minutes, or the unit of the quantity).")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -41,9 +43,11 @@ class Exponential(BaseModel):
 
 
 class LogNormal(BaseModel):
+    """Log-normal by mean and coefficient of variation (skewed handling times)."""
+
     model_config = _STRICT
-    kind: Literal["lognormal"] = "lognormal"
-    mean: float = Field(gt=0)
+    kind: Literal["lognormal"] = Field(default="lognormal", description="Selects this kind.")
+    mean: float = Field(gt=0, description="Mean (minutes, or the unit of the quantity).")
     cv: float = Field(gt=0, description="Coefficient of variation (std / mean).")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -61,10 +65,12 @@ class LogNormal(BaseModel):
 
 
 class Gamma(BaseModel):
+    """Gamma by mean and coefficient of variation."""
+
     model_config = _STRICT
-    kind: Literal["gamma"] = "gamma"
-    mean: float = Field(gt=0)
-    cv: float = Field(gt=0)
+    kind: Literal["gamma"] = Field(default="gamma", description="Selects this kind.")
+    mean: float = Field(gt=0, description="Mean (minutes, or the unit of the quantity).")
+    cv: float = Field(gt=0, description="Coefficient of variation (std / mean).")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1.0 / self.cv**2
@@ -80,9 +86,13 @@ class Gamma(BaseModel):
 
 
 class Deterministic(BaseModel):
+    """Always the same value."""
+
     model_config = _STRICT
-    kind: Literal["deterministic"] = "deterministic"
-    value: float = Field(ge=0)
+    kind: Literal["deterministic"] = Field(
+        default="deterministic", description="Selects this kind."
+    )
+    value: float = Field(ge=0, description="The value every draw takes.")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         # Consume the stream anyway, so switching a distribution to deterministic does not
@@ -100,10 +110,12 @@ class Deterministic(BaseModel):
 
 
 class Uniform(BaseModel):
+    """Uniform on [low, high]."""
+
     model_config = _STRICT
-    kind: Literal["uniform"] = "uniform"
-    low: float
-    high: float
+    kind: Literal["uniform"] = Field(default="uniform", description="Selects this kind.")
+    low: float = Field(description="Lower bound.")
+    high: float = Field(description="Upper bound (>= low).")
 
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
@@ -127,9 +139,9 @@ class Beta(BaseModel):
     """Beta(a, b): the usual model of a calibrated risk score in [0, 1]."""
 
     model_config = _STRICT
-    kind: Literal["beta"] = "beta"
-    a: float = Field(gt=0)
-    b: float = Field(gt=0)
+    kind: Literal["beta"] = Field(default="beta", description="Selects this kind.")
+    a: float = Field(gt=0, description="First shape parameter (mean = a / (a + b)).")
+    b: float = Field(gt=0, description="Second shape parameter.")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.beta(self.a, self.b, n)
@@ -149,8 +161,8 @@ class Empirical(BaseModel):
     """Resample (with replacement) from observed values, e.g. measured handling times."""
 
     model_config = _STRICT
-    kind: Literal["empirical"] = "empirical"
-    samples: list[float] = Field(min_length=1)
+    kind: Literal["empirical"] = Field(default="empirical", description="Selects this kind.")
+    samples: list[float] = Field(min_length=1, description="Observed values (>= 0) to resample.")
 
     @model_validator(mode="after")
     def _non_negative(self) -> Empirical:
@@ -175,9 +187,9 @@ class Discrete(BaseModel):
     """A finite set of values with probabilities (e.g. severity levels)."""
 
     model_config = _STRICT
-    kind: Literal["discrete"] = "discrete"
-    values: list[float] = Field(min_length=1)
-    probs: list[float] = Field(min_length=1)
+    kind: Literal["discrete"] = Field(default="discrete", description="Selects this kind.")
+    values: list[float] = Field(min_length=1, description="The possible values.")
+    probs: list[float] = Field(min_length=1, description="Their probabilities (sum to 1).")
 
     @model_validator(mode="after")
     def _check(self) -> Discrete:

@@ -166,7 +166,7 @@ class Collector:
 
     def _sample_event(self, _ev) -> None:
         sim = self.sim
-        now = sim.env._now
+        now = sim.now
         s = self.samples
         s["time"].append(now)
         per_cls = [0] * len(sim.class_names)
@@ -183,7 +183,7 @@ class Collector:
         s["completed_cum"].append(float(self.completed_total))
         s["reviewers_on_duty"].append(float(on))
         if now + self.interval < sim.horizon:
-            sim._at(self.interval, self._sample_event)
+            sim.schedule(now + self.interval, self._sample_event)
 
     def _tick(self, now: float) -> None:
         if now > self.last_t:

@@ -8,8 +8,10 @@ Policies read them (never write them); the simulator alone changes state.
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    from dispatch.layout import GroupSpec
 
 WAITING, IN_SERVICE, DONE, EXPIRED = 0, 1, 2, 3
 
@@ -80,10 +82,9 @@ class Bucket:
         "sum_risk",
         "sum_harm_rate",
         "n_severe",
-        "severe_possible",
     )
 
-    def __init__(self, index: int, cls: int, market: int, band: int, name: str, severe_possible):
+    def __init__(self, index: int, cls: int, market: int, band: int, name: str):
         self.index = index
         self.cls = cls
         self.market = market
@@ -94,7 +95,42 @@ class Bucket:
         self.sum_risk = 0.0
         self.sum_harm_rate = 0.0
         self.n_severe = 0
-        self.severe_possible = severe_possible
+
+    def push(self, task: Task) -> None:
+        """Append a newly waiting task at the tail and count it."""
+        self.tasks.append(task)
+        self.n += 1
+        self.sum_risk += task.risk
+        self.sum_harm_rate += task.risk * task.severity * task.reach
+        if task.severe:
+            self.n_severe += 1
+
+    def pop(self) -> Task:
+        """Take the oldest live task off the head (dropping expired ones) and uncount it.
+
+        The caller marks it in service; the bucket must not be empty (``n > 0``).
+        """
+        tasks = self.tasks
+        task = tasks.popleft()
+        while task.state != WAITING:  # drop expired tasks found at the head
+            task = tasks.popleft()
+        self._uncount(task)
+        return task
+
+    def discard(self, task: Task) -> None:
+        """Uncount a waiting task that leaves without review (it expired).
+
+        Removal from the queue is lazy: the caller marks the task, and it is dropped when it
+        reaches the head (:meth:`head`, :meth:`pop`), so expiry costs O(1).
+        """
+        self._uncount(task)
+
+    def _uncount(self, task: Task) -> None:
+        self.n -= 1
+        self.sum_risk -= task.risk
+        self.sum_harm_rate -= task.risk * task.severity * task.reach
+        if task.severe:
+            self.n_severe -= 1
 
     def head(self) -> Task | None:
         """Oldest live task (drops expired ones found at the head)."""
@@ -106,13 +142,11 @@ class Bucket:
             tasks.popleft()
         return None
 
-    def oldest_arrival(self, default: float) -> float:
-        t = self.head()
-        return t.arrival if t is not None else default
-
 
 class Group:
-    """Static facts about a reviewer group, in array form for fast lookup by class index."""
+    """A reviewer group at run time: its static facts (from the layout's
+    :class:`~dispatch.layout.GroupSpec`, as lists for fast lookup by class index), its
+    members, and who of them is idle now."""
 
     __slots__ = (
         "index",
@@ -131,27 +165,22 @@ class Group:
         "single",
     )
 
-    def __init__(self, index, name, spec, eligible, n_buckets, sens, spec_, speed, cap, fatigue):
-        self.index = index
-        self.name = name
-        self.spec = spec
-        self.eligible: list[int] = eligible
-        self.single = eligible[0] if len(eligible) == 1 else -1
-        mask = np.zeros(n_buckets, dtype=bool)
-        mask[eligible] = True
-        self.eligible_mask = mask
-        self.sensitivity: list[float] = sens
-        self.specificity: list[float] = spec_
-        self.speed: list[float] = speed
-        self.cap: int | None = cap
-        self.fatigue = fatigue
+    def __init__(self, gs: GroupSpec):
+        self.index = gs.index
+        self.name = gs.name
+        self.spec = gs.spec
+        self.eligible: list[int] = list(gs.eligible)
+        self.single = gs.eligible[0] if len(gs.eligible) == 1 else -1
+        self.eligible_mask = gs.eligible_mask
+        self.sensitivity: list[float] = list(gs.sensitivity)
+        self.specificity: list[float] = list(gs.specificity)
+        self.speed: list[float] = list(gs.speed)
+        self.cap: int | None = gs.cap
+        self.fatigue = gs.fatigue
         self.members: list[Reviewer] = []
         self.idle: deque[Reviewer] = deque()
+        """Engine-owned: read it through ``Simulation.free_count`` / ``idle_reviewers``."""
         self.on_duty = True
-
-    def accuracy(self, cls: int, prevalence: float) -> float:
-        """Expected share of correct decisions on a class at a given violation rate."""
-        return prevalence * self.sensitivity[cls] + (1 - prevalence) * self.specificity[cls]
 
 
 class Reviewer:
@@ -164,13 +193,10 @@ class Reviewer:
         "on_duty",
         "leaving",
         "task",
-        "idle_since",
         "fatigue",
         "fatigue_t",
         "severe_times",
         "busy_time",
-        "duty_time",
-        "duty_since",
         "completed",
         "severe_done",
         "in_idle",
@@ -184,16 +210,19 @@ class Reviewer:
         self.on_duty = True
         self.leaving = False
         self.task: Task | None = None
-        self.idle_since = 0.0
         self.fatigue = 0.0
         self.fatigue_t = 0.0
         self.severe_times: deque[float] = deque()
         self.busy_time = 0.0
-        self.duty_time = 0.0
-        self.duty_since = 0.0
         self.completed = 0
         self.severe_done = 0
         self.in_idle = False
+
+    @property
+    def current_class(self) -> int | None:
+        """Class index of the task in review, or ``None`` when free."""
+        task = self.task
+        return None if task is None else task.cls
 
     def severe_in_last_hour(self, now: float) -> int:
         st = self.severe_times

@@ -64,9 +64,11 @@ class PoissonArrivals(BaseModel):
     """Homogeneous Poisson arrivals at ``rate`` per minute (times any bursts)."""
 
     model_config = _STRICT
-    kind: Literal["poisson"] = "poisson"
+    kind: Literal["poisson"] = Field(default="poisson", description="Selects this kind.")
     rate: float = Field(ge=0, description="Arrivals per minute.")
-    bursts: list[Burst] = Field(default_factory=list)
+    bursts: list[Burst] = Field(
+        default_factory=list, description="Temporary rate multipliers (flash sales, incidents)."
+    )
 
 
 class ProfileArrivals(BaseModel):
@@ -76,17 +78,22 @@ class ProfileArrivals(BaseModel):
     """
 
     model_config = _STRICT
-    kind: Literal["profile"] = "profile"
+    kind: Literal["profile"] = Field(default="profile", description="Selects this kind.")
     slot: float = Field(default=60.0, gt=0, description="Slot length in minutes.")
-    rates: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
-    bursts: list[Burst] = Field(default_factory=list)
+    rates: list[Annotated[float, Field(ge=0)]] = Field(
+        min_length=1,
+        description="Arrivals per minute in each slot from minute 0; the list repeats.",
+    )
+    bursts: list[Burst] = Field(
+        default_factory=list, description="Temporary rate multipliers on top of the profile."
+    )
 
 
 class ReplayArrivals(BaseModel):
     """Arrivals replayed from an imported task log (see ``data.task_logs``)."""
 
     model_config = _STRICT
-    kind: Literal["replay"] = "replay"
+    kind: Literal["replay"] = Field(default="replay", description="Selects this kind.")
     log: str = Field(description="Name of a task log declared under data.task_logs.")
 
 
@@ -94,7 +101,7 @@ class NoArrivals(BaseModel):
     """No external arrivals: the class is fed only by routing (QA, appeals, escalations)."""
 
     model_config = _STRICT
-    kind: Literal["none"] = "none"
+    kind: Literal["none"] = Field(default="none", description="Selects this kind.")
 
 
 Arrivals = Annotated[
@@ -119,7 +126,10 @@ class HarmModel(BaseModel):
     prevalence: float = Field(
         default=0.05, ge=0, le=1, description="Risk of every task when no risk distribution."
     )
-    severity: Distribution = Field(default_factory=lambda: Deterministic(value=1.0))
+    severity: Distribution = Field(
+        default_factory=lambda: Deterministic(value=1.0),
+        description="Severity weight of a violation (harm per view), e.g. discrete levels.",
+    )
     reach: Distribution = Field(
         default_factory=lambda: Deterministic(value=1.0),
         description="Views per minute while the content stays up.",
@@ -136,8 +146,14 @@ class TaskClass(BaseModel):
     """One queue of work: product listings, live streams, comment reports, appeals, ..."""
 
     model_config = _STRICT
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    arrivals: Arrivals = Field(default_factory=NoArrivals)
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Class name (an identifier), used by reviewers, routing and reports.",
+    )
+    arrivals: Arrivals = Field(
+        default_factory=NoArrivals,
+        description="How tasks arrive: poisson, profile, replay or none (routing only).",
+    )
     handling: Distribution = Field(description="Handling time of a speed-1.0 reviewer.")
     patience: Distribution | None = Field(
         default=None, description="Time until the task expires unreviewed (live stream ends)."
@@ -147,7 +163,10 @@ class TaskClass(BaseModel):
     holding_cost: float = Field(
         default=1.0, ge=0, description="Cost per minute a task waits (used by c-mu)."
     )
-    harm: HarmModel = Field(default_factory=HarmModel)
+    harm: HarmModel = Field(
+        default_factory=HarmModel,
+        description="Risk, severity, reach and lifetime of the class's content.",
+    )
     market_mix: dict[str, float] | None = Field(
         default=None, description="Share of arrivals per market; default uniform over markets."
     )
@@ -167,15 +186,19 @@ class TaskClass(BaseModel):
 
 
 class AccuracySpec(BaseModel):
+    """How often a reviewer decides correctly, on violating and on clean content."""
+
     model_config = _STRICT
     sensitivity: float = Field(ge=0, le=1, description="P(flag | violating).")
     specificity: float = Field(ge=0, le=1, description="P(clear | not violating).")
 
 
 class Break(BaseModel):
+    """An off-duty pause within a shift."""
+
     model_config = _STRICT
     start: float = Field(ge=0, description="Minute of the day the break starts.")
-    duration: float = Field(gt=0)
+    duration: float = Field(gt=0, description="Length of the break in minutes.")
 
 
 class Shift(BaseModel):
@@ -187,9 +210,11 @@ class Shift(BaseModel):
     """
 
     model_config = _STRICT
-    start: float = Field(ge=0)
-    end: float = Field(gt=0)
-    breaks: list[Break] = Field(default_factory=list)
+    start: float = Field(ge=0, description="Minute of the day the shift starts (0 = 00:00).")
+    end: float = Field(
+        gt=0, description="Minute of the day it ends; before start means past midnight."
+    )
+    breaks: list[Break] = Field(default_factory=list, description="Breaks within the shift.")
     days: list[Annotated[int, Field(ge=0, le=6)]] | None = Field(
         default=None,
         description="Weekdays (0-6, day d of the horizon is weekday d % 7) the shift runs on; "
@@ -211,26 +236,36 @@ class Fatigue(BaseModel):
     model_config = _STRICT
     drop_per_hour: float = Field(ge=0, description="Accuracy lost per hour of continuous work.")
     recovery_per_hour: float = Field(ge=0, description="Accuracy regained per hour off work.")
-    max_drop: float = Field(default=0.1, ge=0, le=1)
+    max_drop: float = Field(
+        default=0.1, ge=0, le=1, description="Largest accuracy drop fatigue can cause."
+    )
 
 
 class ReviewerGroup(BaseModel):
     """A team of interchangeable reviewers with the same qualifications."""
 
     model_config = _STRICT
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-\.@]*$")
-    count: int = Field(ge=0)
-    classes: list[str] = Field(min_length=1)
-    markets: list[str] | Literal["all"] = "all"
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_\-\.@]*$",
+        description="Group name, used in reports ('@' marks rostered sub-groups).",
+    )
+    count: int = Field(ge=0, description="Number of reviewers in the group.")
+    classes: list[str] = Field(min_length=1, description="Task classes they are qualified for.")
+    markets: list[str] | Literal["all"] = Field(
+        default="all", description="Markets (languages) they cover, or 'all'."
+    )
 
     @field_validator("markets", mode="before")
     @classmethod
     def _market_codes(cls, v: Any) -> Any:
         return yaml_names(v)  # [US, NO] must not become ["US", False]
 
-    accuracy: dict[str, AccuracySpec] = Field(default_factory=dict)
+    accuracy: dict[str, AccuracySpec] = Field(
+        default_factory=dict, description="Per-class accuracy; other classes: default_accuracy."
+    )
     default_accuracy: AccuracySpec = Field(
-        default_factory=lambda: AccuracySpec(sensitivity=0.9, specificity=0.97)
+        default_factory=lambda: AccuracySpec(sensitivity=0.9, specificity=0.97),
+        description="Accuracy on classes not listed under accuracy.",
     )
     speed: dict[str, float] = Field(
         default_factory=dict, description="Per-class speed factor: handling time / speed."
@@ -238,7 +273,9 @@ class ReviewerGroup(BaseModel):
     shifts: list[Shift] = Field(
         default_factory=list, description="Daily shifts; empty means always on duty."
     )
-    fatigue: Fatigue | None = None
+    fatigue: Fatigue | None = Field(
+        default=None, description="Accuracy drift with continuous work; none if omitted."
+    )
     wellbeing_cap: int | None = Field(
         default=None, ge=0, description="At most this many severe items per rolling hour."
     )
@@ -252,11 +289,17 @@ class RoutingRule(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    source: str = Field(alias="from")
-    target: str = Field(alias="to")
-    prob: float = Field(ge=0, le=1)
-    when: Literal["any", "positive", "negative", "false_positive", "true_positive"] = "any"
-    delay: Distribution | None = None
+    source: str = Field(alias="from", description="Class whose decisions are routed ('from').")
+    target: str = Field(alias="to", description="Class the follow-up task joins ('to').")
+    prob: float = Field(ge=0, le=1, description="Chance a matching decision is routed.")
+    when: Literal["any", "positive", "negative", "false_positive", "true_positive"] = Field(
+        default="any",
+        description="Which decisions qualify: any, positive (enforce), negative, "
+        "false_positive (appeals), true_positive.",
+    )
+    delay: Distribution | None = Field(
+        default=None, description="Minutes until the follow-up arrives; immediate if omitted."
+    )
 
 
 class QASpec(BaseModel):
@@ -266,16 +309,20 @@ class QASpec(BaseModel):
     rate: float = Field(ge=0, le=1, description="Share of decisions sampled for QA.")
     target: str = Field(description="Task class the QA re-reviews go to.")
     sources: list[str] | None = Field(default=None, description="Classes sampled; default all.")
-    delay: Distribution | None = None
+    delay: Distribution | None = Field(
+        default=None, description="Minutes until the re-review arrives; immediate if omitted."
+    )
 
 
 class Scenario(BaseModel):
     """One audit operation: classes, reviewers, routing, horizon."""
 
     model_config = _STRICT
-    name: str = "scenario"
-    description: str = ""
-    time_unit: Literal["minutes"] = "minutes"
+    name: str = Field(default="scenario", description="Scenario name, shown in results.")
+    description: str = Field(default="", description="Free text about the scenario.")
+    time_unit: Literal["minutes"] = Field(
+        default="minutes", description="Unit of every time in the file (minutes only)."
+    )
     horizon: float = Field(gt=0, description="Minutes simulated.")
     warmup: float = Field(default=0.0, ge=0, description="Minutes excluded from statistics.")
     markets: list[str] | Literal["from_data"] = Field(
@@ -288,11 +335,19 @@ class Scenario(BaseModel):
         default_factory=list,
         description="Cut points of the risk score; queues are split by class x market x band.",
     )
-    classes: list[TaskClass] = Field(min_length=1)
-    reviewers: list[ReviewerGroup] = Field(default_factory=list)
-    routing: list[RoutingRule] = Field(default_factory=list)
-    qa: QASpec | None = None
-    data: DataSpec = Field(default_factory=DataSpec)
+    classes: list[TaskClass] = Field(min_length=1, description="The task classes (queues).")
+    reviewers: list[ReviewerGroup] = Field(
+        default_factory=list, description="The reviewer groups (plus any imported rosters)."
+    )
+    routing: list[RoutingRule] = Field(
+        default_factory=list, description="Follow-up tasks routed by decisions (escalation)."
+    )
+    qa: QASpec | None = Field(
+        default=None, description="QA re-review sampling (routing rules under the hood)."
+    )
+    data: DataSpec = Field(
+        default_factory=DataSpec, description="Real task logs and rosters to import."
+    )
     sample_interval: float = Field(default=15.0, gt=0, description="Backlog sampling, minutes.")
     base_dir: str | None = Field(default=None, description="Set on load: relative data paths.")
 
@@ -360,9 +415,6 @@ class Scenario(BaseModel):
         return self
 
     # -- derived views ---------------------------------------------------------------------
-    def class_index(self, name: str) -> int:
-        return [c.name for c in self.classes].index(name)
-
     def all_routing(self) -> list[RoutingRule]:
         """Routing rules including the QA sampling expanded into rules."""
         rules = list(self.routing)

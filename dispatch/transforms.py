@@ -45,7 +45,7 @@ class Logistic(BaseModel):
     """An S-curve from any real number to a probability: a count or score becomes a risk."""
 
     model_config = _STRICT
-    kind: Literal["logistic"] = "logistic"
+    kind: Literal["logistic"] = Field(default="logistic", description="Transform kind.")
     center: float = Field(default=0.0, description="Value mapped to 0.5.")
     scale: float = Field(
         default=1.0, gt=0, description="Steepness: x = center + scale maps to 0.73."
@@ -61,7 +61,7 @@ class MinMax(BaseModel):
     """Rescale linearly so ``low`` becomes 0 and ``high`` becomes 1 (clipped to [0, 1])."""
 
     model_config = _STRICT
-    kind: Literal["minmax"] = "minmax"
+    kind: Literal["minmax"] = Field(default="minmax", description="Transform kind.")
     low: float | None = Field(default=None, description="Value mapped to 0; default column min.")
     high: float | None = Field(default=None, description="Value mapped to 1; default column max.")
 
@@ -83,7 +83,7 @@ class Rank(BaseModel):
     """Percentile rank among the column's values: ties share their mean rank."""
 
     model_config = _STRICT
-    kind: Literal["rank"] = "rank"
+    kind: Literal["rank"] = Field(default="rank", description="Transform kind.")
 
     def apply(self, x: np.ndarray) -> tuple[np.ndarray, str]:
         from scipy.stats import rankdata
@@ -100,7 +100,7 @@ class Threshold(BaseModel):
     """Two levels: ``above`` where the value reaches ``at``, ``below`` elsewhere."""
 
     model_config = _STRICT
-    kind: Literal["threshold"] = "threshold"
+    kind: Literal["threshold"] = Field(default="threshold", description="Transform kind.")
     at: float = Field(description="Values >= at get `above`, smaller values get `below`.")
     above: float = Field(default=1.0, description="Result for values >= at.")
     below: float = Field(default=0.0, description="Result for values < at.")
@@ -115,7 +115,7 @@ class Clip(BaseModel):
     """Limit values to [low, high]."""
 
     model_config = _STRICT
-    kind: Literal["clip"] = "clip"
+    kind: Literal["clip"] = Field(default="clip", description="Transform kind.")
     low: float | None = Field(default=None, description="Smallest value kept.")
     high: float | None = Field(default=None, description="Largest value kept.")
 
@@ -137,7 +137,7 @@ class Scale(BaseModel):
     """Linear change of unit: ``x * factor + offset`` (percent to share: factor 0.01)."""
 
     model_config = _STRICT
-    kind: Literal["scale"] = "scale"
+    kind: Literal["scale"] = Field(default="scale", description="Transform kind.")
     factor: float = Field(default=1.0, description="Multiplier.")
     offset: float = Field(default=0.0, description="Added after multiplying.")
 

@@ -11,10 +11,11 @@ import numpy as np
 from gymnasium import spaces
 
 from dispatch.errors import ConfigError
+from dispatch.layout import Layout
 from dispatch.metrics import SimResult
 from dispatch.objective import Objective
 from dispatch.observation import HoldingCost, ObservationBuilder, fifo_choice
-from dispatch.policies.base import Policy
+from dispatch.policies.base import Policy, PolicyMode
 from dispatch.scenario import Scenario, apply_overrides, load_scenario, scenario_from_dict
 from dispatch.simulator import Simulation
 
@@ -179,26 +180,40 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
     ``Box(low, high, (9 B + 7,), float32)``, feature-major: nine blocks of ``B`` values in
     bucket order, then seven globals (:meth:`observation_names` names every index):
 
-    =================  ====================  ==========  ==================================================
-    index              feature               range       normalisation
-    =================  ====================  ==========  ==================================================
-    ``[0, B)``         mean_risk             [0, 1]      mean risk score of waiting tasks (class prior if empty)
-    ``[B, 2B)``        severe_share          [0, 1]      severe (wellbeing-capped) share of waiting tasks
-    ``[2B, 3B)``       harm_rate             [0, 2]      log1p(mean risk x severity x reach /min) / log1p(1e4)
-    ``[3B, 4B)``       queue_len             [0, 2]      log1p(waiting tasks) / log1p(1000)
-    ``[4B, 5B)``       oldest_age            [0, 5]      age of the oldest waiting task / class SLA
-    ``[5B, 6B)``       expiry_pressure       [0, 1]      x/(1+x), x = waiting x mean handling / mean patience
-    ``[6B, 7B)``       eligible              {0, 1}      reviewer's group qualified for the bucket
-    ``[7B, 8B)``       speed                 [0, 4]      group speed factor for the class (0 if not eligible)
-    ``[8B, 9B)``       accuracy              [0, 1]      eligible x (r sens + (1-r) spec - fatigue), r = mean_risk
-    ``9B``             tod_sin               [-1, 1]     sin(2 pi minute-of-day / 1440), minute 0 = 00:00
-    ``9B + 1``         tod_cos               [-1, 1]     cos(2 pi minute-of-day / 1440)
-    ``9B + 2``         elapsed               [0, 1]      now / horizon
-    ``9B + 3``         fatigue               [0, 1]      reviewer's accuracy drop / its group's max_drop
-    ``9B + 4``         at_cap                {0, 1}      reviewer at its wellbeing cap
-    ``9B + 5``         free_reviewers        [0, 1]      free reviewers (this one included) / all reviewers
-    ``9B + 6``         backlog               [0, 2]      log1p(all waiting tasks) / log1p(1e4)
-    =================  ====================  ==========  ==================================================
+    =================  ================  =========  ================================================
+    index              feature           range      definition
+    =================  ================  =========  ================================================
+    ``[0, B)``         mean_risk         [0, 1]     mean upstream risk score of the waiting tasks
+                                                    (the class's prior mean risk, clipped into the
+                                                    bucket's risk band, when empty)
+    ``[B, 2B)``        severe_share      [0, 1]     share of waiting tasks that count against
+                                                    wellbeing caps
+    ``[2B, 3B)``       harm_rate         [0, 2]     log1p(mean risk x severity x reach per minute) /
+                                                    log1p(1e4)
+    ``[3B, 4B)``       queue_len         [0, 2]     log1p(waiting tasks) / log1p(1000)
+    ``[4B, 5B)``       oldest_age        [0, 5]     (now - arrival of the oldest waiting task) /
+                                                    class SLA
+    ``[5B, 6B)``       expiry_pressure   [0, 1]     x / (1 + x), x = waiting x mean handling / mean
+                                                    patience: expected expiries during one handling
+                                                    time (0 without patience)
+    ``[6B, 7B)``       eligible          {0, 1}     1 if the reviewer's group may take the bucket's
+                                                    class and market
+    ``[7B, 8B)``       speed             [0, 4]     the group's speed factor for the class (0 if not
+                                                    eligible)
+    ``[8B, 9B)``       accuracy          [0, 1]     eligible x (r sens + (1 - r) spec - fatigue), r
+                                                    = mean_risk
+    ``9B``             tod_sin           [-1, 1]    sin(2 pi minute-of-day / 1440), minute 0 =
+                                                    midnight
+    ``9B + 1``         tod_cos           [-1, 1]    cos(2 pi minute-of-day / 1440)
+    ``9B + 2``         elapsed           [0, 1]     now / horizon
+    ``9B + 3``         fatigue           [0, 1]     the reviewer's accuracy drop / its group's
+                                                    max_drop
+    ``9B + 4``         at_cap            {0, 1}     1 if the reviewer reached its wellbeing cap
+                                                    (severe buckets are masked)
+    ``9B + 5``         free_reviewers    [0, 1]     free reviewers (pull: this one included) / all
+                                                    reviewers
+    ``9B + 6``         backlog           [0, 2]     log1p(all waiting tasks) / log1p(1e4)
+    =================  ================  =========  ================================================
 
     The builder is shared with the ``learned`` policy (:mod:`dispatch.observation`).
 
@@ -271,12 +286,12 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
         self._configure(
             scenario, objective, reward_scale, horizon, scenario_overrides, reward, render_mode
         )
-        # A throw-away simulation fixes the bucket layout and the spaces.
-        probe = Simulation(self.scenario, _External(), 0)
-        self._builder = ObservationBuilder(probe, "pull")
+        # The layout fixes the buckets and the spaces (no simulation needed).
+        self.layout = Layout.resolve(self.scenario)
+        self._builder = ObservationBuilder(self.layout, PolicyMode.PULL)
         self._names = self._builder.names()
-        self._bucket_names = [b.name for b in probe.buckets]
-        self.n_buckets = len(probe.buckets)
+        self._bucket_names = self.layout.bucket_names
+        self.n_buckets = self.layout.n_buckets
         self.action_space = spaces.Discrete(self.n_buckets)
         self.observation_space = spaces.Box(self._builder.low, self._builder.high, dtype=np.float32)
         self.sim: Simulation | None = None
@@ -294,9 +309,9 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         sim_seed = self._sim_seed(options)
-        sim = Simulation(self.scenario, _External(), sim_seed)
+        sim = Simulation(self.scenario, _External(), sim_seed, layout=self.layout)
         self.sim = sim
-        self._builder = ObservationBuilder(sim, "pull")
+        self._builder.bind(sim)
         self._start_costs(sim)
         if self._holding is not None:
             sim.on_advance = self._holding.advance
@@ -357,7 +372,7 @@ class AuditDispatchEnv(_CostMixin, gym.Env):
             "action_mask": self._mask,
             "invalid_action": invalid,
             "invalid_actions": self._invalid,
-            "time": self.sim.env._now,
+            "time": self.sim.now,
             "cost": self._last_cost,
         }
 

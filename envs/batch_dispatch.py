@@ -11,87 +11,17 @@ import numpy as np
 from gymnasium import spaces
 
 from dispatch.errors import ConfigError
+from dispatch.layout import Layout
 from dispatch.metrics import SimResult
 from dispatch.objective import Objective
-from dispatch.observation import ObservationBuilder, WeightedAssigner
-from dispatch.policies.base import Policy
-from dispatch.policies.learned import FlowAssigner, assigner_timing, make_assigner
+from dispatch.observation import ObservationBuilder
+from dispatch.policies.base import PolicyMode
+from dispatch.policies.weighted import WeightedBatchPolicy, assigner_timing
 from dispatch.scenario import Scenario
 from dispatch.simulator import Simulation
 from envs.audit_dispatch import RewardKind, _CostMixin
 
-__all__ = ["BatchDispatchEnv", "WeightedBatchPolicy"]
-
-
-class WeightedBatchPolicy(Policy):
-    """Batch policy whose assignment values are tilted by per-bucket weights.
-
-    ``assign`` uses :class:`~dispatch.observation.WeightedAssigner` with the weights last
-    passed to :meth:`set_weights` (all 0 = the base rule). Used by :class:`BatchDispatchEnv`
-    and, with a trained model choosing the weights, by the ``learned`` policy.
-    """
-
-    name = "weighted_batch"
-    summary = "Batch assignment (min-cost flow) with per-bucket priority multipliers."
-    mode = "batch"
-
-    def __init__(
-        self,
-        interval: float = 5.0,
-        on_demand: bool = True,
-        assigner: str = "weighted",
-        assigner_params: dict[str, Any] | None = None,
-        weight_scale: float = 1.0,
-    ):
-        super().__init__()
-        if not interval > 0:
-            raise ConfigError(f"must be > 0, got {interval}", field="interval")
-        self.kind = assigner
-        self.assigner_params = assigner_params
-        self.weight_scale = float(weight_scale)
-        # The simulation's epochs: the agent's interval for ``weighted``, the flow
-        # policy's own timing for ``flow`` (weights still change every ``interval``).
-        self.batch_interval, self.on_demand = assigner_timing(
-            assigner, assigner_params, interval, on_demand
-        )
-        self.assigner: WeightedAssigner | FlowAssigner | None = None
-
-    def bind(self, sim, rng) -> None:
-        super().bind(sim, rng)
-        self.assigner = make_assigner(sim, self.kind, self.assigner_params, self.weight_scale)
-
-    def set_weights(self, weights: np.ndarray) -> None:
-        self.assigner.set_weights(weights)
-
-    def assign(self, reviewers, now):
-        return self.assigner.assign(reviewers, now)
-
-    def describe(self) -> str:
-        extra = "" if self.kind == "weighted" else f", assigner={self.kind}"
-        return f"{self.name}(interval={self.batch_interval}, on_demand={self.on_demand}{extra})"
-
-
-def advance_to(sim: Simulation, t: float, integrate=None) -> None:
-    """Process every event strictly before ``t`` and set the clock to ``t`` (<= horizon).
-
-    Events at exactly ``t`` (such as the batch epoch at ``t``) stay queued: they run at the
-    next call, after the agent has chosen the weights for that epoch. ``integrate(t0, t1)``
-    is called for every stretch without events (holding-cost rewards).
-    """
-    sim.start()
-    env = sim.env
-    t = min(t, sim.horizon)
-    while True:
-        nxt = env.peek()
-        if nxt >= t:
-            break
-        if integrate is not None:
-            integrate(env._now, nxt)
-        env.step()
-    if integrate is not None:
-        integrate(env._now, t)
-    if env._now < t:
-        env._now = t
+__all__ = ["BatchDispatchEnv"]
 
 
 class BatchDispatchEnv(_CostMixin, gym.Env):
@@ -102,7 +32,7 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
     At each decision epoch (minute 0, ``interval``, ``2 interval``, ...) the agent returns a
     priority weight per bucket (task class x market x risk band); the weights then scale
     the values of a work-conserving assignment of free reviewers to buckets, solved as a
-    min-cost flow (:class:`~dispatch.observation.WeightedAssigner`): the value of giving a
+    min-cost flow (:class:`~dispatch.policies.weighted.WeightedAssigner`): the value of giving a
     task of bucket ``b`` to a reviewer of group ``g`` is
     ``exp(2 w_b) x accuracy(g, b) x (1 + min(oldest age / SLA, 5))``. With
     ``on_demand=True`` (default) the assignment also runs whenever a task arrives or a
@@ -124,23 +54,32 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
 
     ``Box(low, high, (7 B + 5,), float32)``, feature-major (:meth:`observation_names`):
 
-    =================  ====================  ==========  ==================================================
-    index              feature               range       normalisation
-    =================  ====================  ==========  ==================================================
-    ``[0, B)``         mean_risk             [0, 1]      mean risk score of waiting tasks (class prior if empty)
-    ``[B, 2B)``        severe_share          [0, 1]      severe (wellbeing-capped) share of waiting tasks
-    ``[2B, 3B)``       harm_rate             [0, 2]      log1p(mean risk x severity x reach /min) / log1p(1e4)
-    ``[3B, 4B)``       queue_len             [0, 2]      log1p(waiting tasks) / log1p(1000)
-    ``[4B, 5B)``       oldest_age            [0, 5]      age of the oldest waiting task / class SLA
-    ``[5B, 6B)``       expiry_pressure       [0, 1]      x/(1+x), x = waiting x mean handling / mean patience
-    ``[6B, 7B)``       free_eligible         [0, 1]      log1p(free reviewers qualified for the bucket) /
-                                                         log1p(all reviewers)
-    ``7B``             tod_sin               [-1, 1]     sin(2 pi minute-of-day / 1440), minute 0 = 00:00
-    ``7B + 1``         tod_cos               [-1, 1]     cos(2 pi minute-of-day / 1440)
-    ``7B + 2``         elapsed               [0, 1]      now / horizon
-    ``7B + 3``         free_reviewers        [0, 1]      free reviewers / all reviewers
-    ``7B + 4``         backlog               [0, 2]      log1p(all waiting tasks) / log1p(1e4)
-    =================  ====================  ==========  ==================================================
+    =================  ================  =========  ================================================
+    index              feature           range      definition
+    =================  ================  =========  ================================================
+    ``[0, B)``         mean_risk         [0, 1]     mean upstream risk score of the waiting tasks
+                                                    (the class's prior mean risk, clipped into the
+                                                    bucket's risk band, when empty)
+    ``[B, 2B)``        severe_share      [0, 1]     share of waiting tasks that count against
+                                                    wellbeing caps
+    ``[2B, 3B)``       harm_rate         [0, 2]     log1p(mean risk x severity x reach per minute) /
+                                                    log1p(1e4)
+    ``[3B, 4B)``       queue_len         [0, 2]     log1p(waiting tasks) / log1p(1000)
+    ``[4B, 5B)``       oldest_age        [0, 5]     (now - arrival of the oldest waiting task) /
+                                                    class SLA
+    ``[5B, 6B)``       expiry_pressure   [0, 1]     x / (1 + x), x = waiting x mean handling / mean
+                                                    patience: expected expiries during one handling
+                                                    time (0 without patience)
+    ``[6B, 7B)``       free_eligible     [0, 1]     log1p(free reviewers eligible for the bucket) /
+                                                    log1p(all reviewers)
+    ``7B``             tod_sin           [-1, 1]    sin(2 pi minute-of-day / 1440), minute 0 =
+                                                    midnight
+    ``7B + 1``         tod_cos           [-1, 1]    cos(2 pi minute-of-day / 1440)
+    ``7B + 2``         elapsed           [0, 1]     now / horizon
+    ``7B + 3``         free_reviewers    [0, 1]     free reviewers (pull: this one included) / all
+                                                    reviewers
+    ``7B + 4``         backlog           [0, 2]     log1p(all waiting tasks) / log1p(1e4)
+    =================  ================  =========  ================================================
 
     The observation is taken at the epoch instant, before that epoch's assignment.
 
@@ -173,10 +112,11 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
     * ``reward_scale``: multiplies every reward (default 0.05).
     * ``interval``: minutes between the agent's decisions (default 5).
     * ``on_demand``: also assign when work or a reviewer becomes free (default True).
-    * ``assigner``: ``"weighted"`` (default; the :class:`WeightedAssigner` described above)
+    * ``assigner``: ``"weighted"`` (default; the ``WeightedAssigner`` described above)
       or ``"flow"``: each assignment is the ``flow`` policy's min-cost flow on its value
-      model (:mod:`dispatch.policies.batch_value`), with ``weight_scale x w_b`` added to the
-      value of every eligible column of bucket ``b`` (:class:`FlowAssigner`): all-zero
+      model (:mod:`dispatch.policies.batch.value`), with ``weight_scale x w_b`` added to the
+      value of every eligible column of bucket ``b``
+      (:class:`~dispatch.policies.weighted.FlowAssigner`): all-zero
       weights reproduce ``simulate(scenario, "flow", seed)`` exactly. The simulation's
       epochs then follow the flow parameters (every minute and on demand by default), the
       agent still acts every ``interval`` minutes; ``on_demand`` is ignored.
@@ -230,11 +170,11 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
         self.assigner_kind = assigner
         self.assigner_params = dict(assigner_params) if assigner_params else None
         self.weight_scale = float(weight_scale)
-        probe = Simulation(self.scenario, self._make_policy(), 0)
-        builder = ObservationBuilder(probe, "batch")
+        self.layout = Layout.resolve(self.scenario)
+        builder = ObservationBuilder(self.layout, PolicyMode.BATCH)
         self._names = builder.names()
-        self._bucket_names = [b.name for b in probe.buckets]
-        self.n_buckets = len(probe.buckets)
+        self._bucket_names = self.layout.bucket_names
+        self.n_buckets = self.layout.n_buckets
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_buckets,), dtype=np.float32)
         self.observation_space = spaces.Box(builder.low, builder.high, dtype=np.float32)
         self.sim: Simulation | None = None
@@ -260,9 +200,9 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
         super().reset(seed=seed)
         sim_seed = self._sim_seed(options)
         self.policy = self._make_policy()
-        sim = Simulation(self.scenario, self.policy, sim_seed)
+        sim = Simulation(self.scenario, self.policy, sim_seed, layout=self.layout)
         self.sim = sim
-        self._builder = ObservationBuilder(sim, "batch")
+        self._builder.bind(sim)
         self._start_costs(sim)
         self.last_result = None
         self._done = False
@@ -280,8 +220,8 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
             w = np.nan_to_num(w, nan=0.0, posinf=1.0, neginf=-1.0)
         self.policy.set_weights(w)
         integrate = self._holding.advance if self._holding is not None else None
-        advance_to(sim, sim.env._now + self.interval, integrate)
-        if sim.env._now >= sim.horizon:
+        sim.advance_to(sim.now + self.interval, integrate)
+        if sim.now >= sim.horizon:
             result = sim.finish()
             self.last_result = result
             self._done = True
@@ -296,7 +236,7 @@ class BatchDispatchEnv(_CostMixin, gym.Env):
     def _info(self) -> dict[str, Any]:
         a = self.policy.assigner if self.policy is not None else None
         return {
-            "time": self.sim.env._now,
+            "time": self.sim.now,
             "cost": self._last_cost,
             "solver_calls": a.solver_calls if a is not None else 0,
             "greedy_calls": a.greedy_calls if a is not None else 0,

@@ -152,3 +152,20 @@ def test_policies_command_lists_every_policy_and_readme_carries_them():
     readme = (ROOT / "README.md").read_text()
     for n in names:
         assert f"| `{n}` |" in readme, f"README does not list policy {n}"
+
+
+def test_readme_policy_rows_list_the_parameters_dispatch_policies_shows():
+    """The README's policy table (between the policies markers) agrees with the registry,
+    parameter by parameter (nested groups as ``group.key``)."""
+    import re
+
+    from dispatch.policies import list_policies
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- policies:start -->")[1].split("<!-- policies:end -->")[0]
+    for name, _, params in list_policies():
+        m = re.search(rf"^\| `{re.escape(name)}` \| .*? Parameters: (.*?)\. \|$", block, re.M)
+        assert m, f"README has no row for {name}"
+        listed = re.findall(r"`([^`]+)`", m.group(1))
+        assert listed == list(params), (name, listed, list(params))

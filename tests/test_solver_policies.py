@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from dispatch.errors import ConfigError
 from dispatch.model import Task
 from dispatch.policies import list_policies, make_policy
-from dispatch.policies.batch_value import ValueParams, task_value, value_matrix
+from dispatch.policies.batch import ValueModel, task_value, value_matrix
 from dispatch.scenario import load_scenario, scenario_from_dict
 from dispatch.simulator import Simulation, simulate
 from tests.conftest import scenario_path
@@ -40,21 +40,32 @@ def test_registered_with_summaries_and_documented_params():
     for name in SOLVERS:
         summary, params = listed[name]
         assert summary and "\n" not in summary
-        for key in ("interval", "on_demand", "reserve", "weights", "work_conserving"):
+        for key in (
+            "epoch.interval",
+            "epoch.on_demand",
+            "reserve",
+            "value.weights",
+            "solver.work_conserving",
+        ):
             assert key in params
         # Every parameter carries a description (not just "(default ...)").
         assert all(not text.startswith("(default") for text in params.values()), params
-    assert {"time_limit_s", "max_diverted", "min_coverage", "team_quota"} <= set(listed["cpsat"][1])
-    assert "max_tasks_per_bucket" in listed["lsa"][1]
+    assert {
+        "solver.time_limit_s",
+        "constraints.max_diverted",
+        "constraints.min_coverage",
+        "constraints.team_quota",
+    } <= set(listed["cpsat"][1])
+    assert "aggregation.max_tasks_per_bucket" in listed["lsa"][1]
 
 
 def test_params_set_epoch_timing_and_reject_unknowns():
-    pol = make_policy("flow", interval=2.5, on_demand=False)
+    pol = make_policy("flow", epoch={"interval": 2.5, "on_demand": False})
     assert (pol.mode, pol.batch_interval, pol.on_demand) == ("batch", 2.5, False)
     with pytest.raises(ConfigError, match="unknown parameter"):
         make_policy("cpsat", bogus=1)
     with pytest.raises(ConfigError, match="unknown parameter"):
-        make_policy("flow", weights={"harm": 1.0, "nope": 2.0})
+        make_policy("flow", value={"weights": {"harm": 1.0, "nope": 2.0}})
 
 
 @pytest.mark.parametrize("name", SOLVERS)
@@ -68,9 +79,10 @@ def test_runs_on_ecommerce_day_with_conservation(day300, name):
 
 def test_unknown_names_in_constraints_are_config_errors(day300):
     with pytest.raises(ConfigError, match="unknown market"):
-        simulate(day300, "cpsat", 0, min_coverage={"DE": 1})
+        simulate(day300, "cpsat", 0, constraints={"min_coverage": {"DE": 1}})
     with pytest.raises(ConfigError, match="unknown groups"):
-        simulate(day300, "cpsat", 0, team_quota=[{"group": "x", "classes": ["appeal"], "n": 1}])
+        quota = [{"group": "x", "classes": ["appeal"], "n": 1}]
+        simulate(day300, "cpsat", 0, constraints={"team_quota": quota})
     with pytest.raises(ConfigError, match="unknown classes"):
         simulate(day300, "flow", 0, reserve={"classes": ["nope"]})
 
@@ -79,9 +91,12 @@ def test_unknown_names_in_constraints_are_config_errors(day300):
 
 VARIANTS = [
     ("flow", {}),
-    ("lsa", {"max_tasks_per_bucket": 5}),
-    ("cpsat", {"verify_with_flow": False}),
-    ("flow", {"work_conserving": False, "on_demand": False, "interval": 0.5}),
+    ("lsa", {"aggregation": {"max_tasks_per_bucket": 5}}),
+    ("cpsat", {"solver": {"verify_with_flow": False}}),
+    (
+        "flow",
+        {"solver": {"work_conserving": False}, "epoch": {"on_demand": False, "interval": 0.5}},
+    ),
 ]
 
 
@@ -112,7 +127,7 @@ def test_solvers_respect_eligibility_and_wellbeing_caps(scen, variant, seed):
 def test_vectorised_value_matches_scalar_reference():
     rng = np.random.default_rng(7)
     R, T = 4, 9
-    p = ValueParams(per_minute=True, weights={"lateness": 0.7})
+    p = ValueModel(per_minute=True, weights={"lateness": 0.7})
     now = 100.0
     handling = rng.uniform(0.5, 6, (R, T))
     sens = rng.uniform(0.6, 1.0, (R, T))
@@ -148,7 +163,7 @@ def test_vectorised_value_matches_scalar_reference():
 
 
 def test_value_model_orders_the_obvious_cases():
-    p = ValueParams()
+    p = ValueModel()
     base = dict(
         now=0.0,
         risk=0.3,
@@ -264,7 +279,7 @@ def tiny_epoch(seed: int, policy: str = "flow", **params):
     return sim, free
 
 
-def reference_value(sim, r, t, params: ValueParams) -> float:
+def reference_value(sim, r, t, params: ValueModel) -> float:
     g = r.group
     ci = t.cls
     now = sim.now
@@ -284,7 +299,7 @@ def reference_value(sim, r, t, params: ValueParams) -> float:
     )
 
 
-def brute_force(sim, free, params: ValueParams, work_conserving: bool = True):
+def brute_force(sim, free, params: ValueModel, work_conserving: bool = True):
     """Best assignment of free reviewers to single-task buckets, by exhaustive search.
 
     Work-conserving: lexicographic (number assigned, total value). Otherwise total value
@@ -310,7 +325,7 @@ def brute_force(sim, free, params: ValueParams, work_conserving: bool = True):
     return best
 
 
-def realised(sim, pairs, params: ValueParams):
+def realised(sim, pairs, params: ValueModel):
     """(count, value) of the policy's pairs, each reviewer taking its bucket's head."""
     total = 0.0
     for r, b in pairs:
@@ -322,14 +337,17 @@ def realised(sim, pairs, params: ValueParams):
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("work_conserving", [True, False])
 @pytest.mark.parametrize(
-    "policy,extra", [("flow", {}), ("cpsat", {"verify_with_flow": False})], ids=["flow", "cpsat"]
+    "policy,extra",
+    [("flow", {}), ("cpsat", {"verify_with_flow": False})],
+    ids=["flow", "cpsat"],
 )
 def test_flow_equals_brute_force_of_the_value_model(seed, work_conserving, policy, extra):
     """Also CP-SAT, whose rows merge capped and uncapped reviewers of g0 and which must
     respect the cap through its severe-allowance side constraint instead."""
-    sim, free = tiny_epoch(seed, policy, work_conserving=work_conserving, **extra)
+    solver = {"work_conserving": work_conserving, **extra}
+    sim, free = tiny_epoch(seed, policy, solver=solver)
     assert all(b.n <= 1 for b in sim.buckets)
-    params = sim.policy.params
+    params = sim.policy.params.value
     pairs = sim.policy.assign(free, sim.now)
     assert len({r.id for r, _ in pairs}) == len(pairs)
     n, value = realised(sim, pairs, params)
@@ -343,14 +361,14 @@ def test_flow_equals_brute_force_of_the_value_model(seed, work_conserving, polic
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("work_conserving", [True, False])
 def test_bucketed_flow_equals_lsa_when_buckets_are_exact(seed, work_conserving):
-    sim, free = tiny_epoch(seed, work_conserving=work_conserving)
+    sim, free = tiny_epoch(seed, solver={"work_conserving": work_conserving})
     flow = sim.policy
-    lsa = make_policy("lsa", work_conserving=work_conserving)
+    lsa = make_policy("lsa", solver={"work_conserving": work_conserving})
     lsa.bind(sim, np.random.default_rng(0))
     a = flow.assign(free, sim.now)
     b = lsa.assign(free, sim.now)
-    n_a, v_a = realised(sim, a, flow.params)
-    n_b, v_b = realised(sim, b, flow.params)
+    n_a, v_a = realised(sim, a, flow.params.value)
+    n_b, v_b = realised(sim, b, flow.params.value)
     assert n_a == n_b
     assert v_a == pytest.approx(v_b, abs=1e-3 * max(n_a, 1))
 
@@ -408,7 +426,11 @@ def test_wellbeing_caps_bind_and_hold():
 def test_max_diverted_per_epoch_holds():
     scen = load_scenario(scenario_path("ecommerce_day"), {"horizon": 620})
     md = {"classes": ["live_stream"], "groups": ["live_specialists"], "n": 1}
-    pol = make_policy("cpsat", max_diverted=md, on_demand=False, interval=1.0)
+    pol = make_policy(
+        "cpsat",
+        constraints={"max_diverted": md},
+        epoch={"on_demand": False, "interval": 1.0},
+    )
     res = Simulation(scen, pol, 2, record_tasks=True).run()
     df = res.records
     spec = [g.name for g in scen.reviewers].index("live_specialists")
@@ -423,7 +445,7 @@ def test_max_diverted_per_epoch_holds():
 def test_max_diverted_concurrent_holds_at_all_times():
     scen = load_scenario(scenario_path("ecommerce_day"), {"horizon": 620})
     md = {"classes": ["live_stream"], "groups": ["live_specialists"], "n": 2, "concurrent": True}
-    pol = make_policy("cpsat", max_diverted=md)
+    pol = make_policy("cpsat", constraints={"max_diverted": md})
     res = Simulation(scen, pol, 3, record_tasks=True).run()
     df = res.records
     spec = [g.name for g in scen.reviewers].index("live_specialists")
@@ -441,8 +463,10 @@ def test_max_diverted_concurrent_holds_at_all_times():
 def test_min_coverage_and_team_quota_hold(day300):
     pol = make_policy(
         "cpsat",
-        min_coverage={"UK": 1, "MX": 1},
-        team_quota=[{"group": "follow_the_sun", "classes": ["live_stream"], "n": 1}],
+        constraints={
+            "min_coverage": {"UK": 1, "MX": 1},
+            "team_quota": [{"group": "follow_the_sun", "classes": ["live_stream"], "n": 1}],
+        },
     )
     res = Simulation(day300, pol, 4).run()
     assert res.overall["conservation_gap"] == 0
@@ -454,7 +478,7 @@ def test_min_coverage_and_team_quota_hold(day300):
 
 def test_cpsat_without_constraints_is_the_flow(day300):
     a = Simulation(day300, make_policy("flow"), 5, record_tasks=True).run()
-    pol = make_policy("cpsat", verify_with_flow=False)
+    pol = make_policy("cpsat", solver={"verify_with_flow": False})
     b = Simulation(day300, pol, 5, record_tasks=True).run()
     assert pol.stats["cpsat_calls"] > 100
     # Same optimum; ties may be broken differently, so compare the outcome, not every pair.
@@ -469,7 +493,10 @@ def test_cpsat_without_constraints_is_the_flow(day300):
     [
         ("flow", {}),
         ("lsa", {}),
-        ("cpsat", {"verify_with_flow": False, "min_coverage": {"UK": 1}}),
+        (
+            "cpsat",
+            {"solver": {"verify_with_flow": False}, "constraints": {"min_coverage": {"UK": 1}}},
+        ),
     ],
 )
 def test_same_seed_same_decisions(day300, name, params):
@@ -498,3 +525,71 @@ def test_cli_simulates_every_listed_policy():
             continue  # needs a trained model / exported artefact (e.g. onnx: path)
         res = runner.invoke(app, ["simulate", path, "--policy", name, "--set", "horizon=120"])
         assert res.exit_code == 0, (name, res.output)
+
+
+# -- nested parameters and the flat keys of earlier releases ---------------------------------
+
+FLAT_AND_NESTED = [
+    (
+        "flow",
+        {"deferral": 20.0, "scan_limit": 30, "interval": 2.0, "work_conserving": False},
+        {
+            "value": {"deferral": 20.0},
+            "aggregation": {"scan_limit": 30},
+            "epoch": {"interval": 2.0},
+            "solver": {"work_conserving": False},
+        },
+    ),
+    (
+        "lsa",
+        {"max_tasks_per_bucket": 8, "guard": 0.0, "on_demand": False},
+        {
+            "aggregation": {"max_tasks_per_bucket": 8},
+            "value": {"guard": 0.0},
+            "epoch": {"on_demand": False},
+        },
+    ),
+    (
+        "cpsat",
+        {"verify_with_flow": False, "min_coverage": {"UK": 1}, "time_limit_s": 2.0},
+        {
+            "solver": {"verify_with_flow": False, "time_limit_s": 2.0},
+            "constraints": {"min_coverage": {"UK": 1}},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("name,flat,nested", FLAT_AND_NESTED, ids=[c[0] for c in FLAT_AND_NESTED])
+def test_flat_keys_are_deprecated_aliases_of_the_nested_ones(day300, name, flat, nested):
+    with pytest.warns(DeprecationWarning) as caught:
+        old = make_policy(name, **flat)
+    messages = " ".join(str(w.message) for w in caught)
+    for group, keys in nested.items():
+        for key in keys:
+            assert f"'{group}.{key}'" in messages  # the warning names the new key
+    new = make_policy(name, **nested)
+    assert old.params == new.params
+    scen = day300.model_copy(update={"horizon": 120.0})
+    cols = ["task_id", "reviewer", "start"]
+    a = Simulation(scen, old, 1, record_tasks=True).run()
+    b = Simulation(scen, new, 1, record_tasks=True).run()
+    assert a.to_json() == b.to_json()
+    assert a.records[cols].equals(b.records[cols])
+
+
+def test_dotted_cli_keys_and_conflicting_forms():
+    pol = make_policy("flow", **{"value.deferral": 15.0, "epoch.interval": 3.0})
+    assert (pol.params.value.deferral, pol.batch_interval) == (15.0, 3.0)
+    with pytest.raises(ConfigError, match="given twice"):
+        make_policy("flow", deferral=1.0, value={"deferral": 2.0})
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        make_policy("flow", time_limit_s=1.0)  # a cpsat key, flat or nested, is not flow's
+
+
+def test_description_keeps_the_recorded_flat_label():
+    """The ``policy`` label of results is unchanged by the nesting (golden outputs)."""
+    text = make_policy("cpsat").describe()
+    assert text.startswith("cpsat(weights={'harm': 1.0,")
+    keys = [part.split("=")[0] for part in text[len("cpsat(") : -1].split(", ") if "=" in part]
+    assert keys[-1] == "verify_with_flow" and "scale" in keys and "reserve" in keys

@@ -53,39 +53,13 @@ def jsonable(x: Any) -> Any:
     return str(x)
 
 
-# Units and scaling of every observation feature (dispatch.observation; the builder clips
-# each value to the [low, high] recorded in the sidecar).
-# TODO(merge): dispatch.observation.feature_table(mode) (branch struct-a) becomes the one
-# source of this table; then delete FEATURE_NOTES and let feature_notes() read it.
-FEATURE_NOTES = {
-    "mean_risk": "mean upstream risk of the waiting tasks, [0, 1] (class prior if empty)",
-    "severe_share": "share of waiting tasks that count against wellbeing caps, [0, 1]",
-    "harm_rate": "log1p(mean risk x severity x reach per minute) / log1p(1e4), [0, 2]",
-    "queue_len": "log1p(waiting tasks) / log1p(1000), [0, 2]",
-    "oldest_age": "(now - arrival of the oldest waiting task) / class SLA, [0, 5]",
-    "expiry_pressure": "x / (1 + x), x = waiting x mean handling / mean patience, [0, 1]",
-    "eligible": "1 if the free reviewer's group may take the bucket, else 0",
-    "speed": "the group's speed factor for the class, [0, 4] (0 if not eligible)",
-    "accuracy": "eligible x (r sens + (1 - r) spec - fatigue), r = mean risk, [0, 1]",
-    "free_eligible": "log1p(free reviewers eligible for the bucket) / log1p(all reviewers)",
-    "tod_sin": "sin(2 pi minute-of-day / 1440), minute 0 = midnight",
-    "tod_cos": "cos(2 pi minute-of-day / 1440)",
-    "elapsed": "simulated minutes / horizon, [0, 1]",
-    "fatigue": "the reviewer's accuracy drop / its group's max_drop, [0, 1]",
-    "at_cap": "1 if the reviewer reached its wellbeing cap (severe buckets masked)",
-    "free_reviewers": "free reviewers (incl. the asking one in pull mode) / all reviewers",
-    "backlog": "log1p(all waiting tasks) / log1p(1e4), [0, 2]",
-}
-
-
 def feature_notes(features: list[str], mode: str) -> dict[str, str]:
-    """Units and scaling of each observation feature, for the sidecar's ``units``.
+    """Units and scaling of each observation feature, for the sidecar's ``units``: the
+    definitions and ranges of :func:`dispatch.observation.feature_table`, the one source."""
+    from dispatch.observation import feature_table
 
-    TODO(merge): switch to ``dispatch.observation.feature_table(mode)`` (branch struct-a):
-    ``{row["name"]: row[<its description key>] for row in feature_table(mode)}``.
-    """
-    del mode  # the table of this branch is the same for pull and batch observations
-    return {f: FEATURE_NOTES.get(f, "see dispatch.observation") for f in features}
+    rows = {r["name"]: f"{r['definition']} Range {r['range']}." for r in feature_table(mode)}
+    return {f: rows.get(f, "see dispatch.observation") for f in features}
 
 
 def _layout(names: list[str], buckets: list[str], mode: str) -> dict[str, Any]:
@@ -109,7 +83,9 @@ def _layout(names: list[str], buckets: list[str], mode: str) -> dict[str, Any]:
         "bucket_features": blocks,
         "globals": globals_,
         "units": feature_notes(blocks + globals_, mode),
-        "builder": f"dispatch.observation.ObservationBuilder(sim, {mode!r}).{mode}(...)",
+        "builder": (
+            f"dispatch.observation.ObservationBuilder(layout, {mode!r}).bind(sim).{mode}(...)"
+        ),
     }
 
 

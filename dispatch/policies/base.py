@@ -5,18 +5,21 @@ The simulator owns the state; a policy only decides. It is asked in two ways:
 * **pull** — a reviewer is free: :meth:`Policy.select` gets the reviewer and the buckets it
   may take work from right now (eligible for its classes and markets, non-empty, and within
   its wellbeing cap) and returns one of them, or ``None`` to leave the reviewer idle.
-* **batch** — when ``mode == "batch"``, every ``batch_interval`` minutes
+* **batch** — when ``mode == PolicyMode.BATCH``, every ``batch_interval`` minutes
   :meth:`Policy.assign` gets all free reviewers at once and returns (reviewer, bucket)
   pairs; the simulator checks every pair and starts the oldest task of each chosen bucket.
 
 Buckets are queues of class x market x risk band; within a bucket tasks are served oldest
 first. Policies read the simulation through ``self.sim`` (a :class:`~dispatch.simulator.Simulation`)
-and draw randomness only from ``self.rng``, which the simulator derives from the run seed.
+with its public API only (``buckets``, ``groups``, ``layout``, ``now``, ``candidates``,
+``free_count``, ``schedule``, ...; never the engine's private state) and draw randomness
+only from ``self.rng``, which the simulator derives from the run seed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +27,34 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from dispatch.model import Group, Reviewer
     from dispatch.simulator import Simulation
+
+
+def with_work(sim: Simulation, reviewers: list[Reviewer]) -> list[Reviewer]:
+    """The reviewers whose group has a waiting task in some eligible bucket.
+
+    Most on-demand epochs find the free reviewers with nothing they could take (an arrival
+    for a busy team): batch policies filter by group before building anything.
+    """
+    buckets = sim.buckets
+    has_work: dict[int, bool] = {}
+    keep = []
+    for r in reviewers:
+        g = r.group
+        ok = has_work.get(g.index)
+        if ok is None:
+            ok = has_work[g.index] = any(buckets[b].n for b in g.eligible)
+        if ok:
+            keep.append(r)
+    return keep
+
+
+class PolicyMode(StrEnum):
+    """How the simulator asks a policy (a ``str``: ``PolicyMode.BATCH == "batch"``)."""
+
+    PULL = "pull"
+    """A free reviewer asks: :meth:`Policy.select`."""
+    BATCH = "batch"
+    """All free reviewers at once, every epoch: :meth:`Policy.assign`."""
 
 
 class NoParams(BaseModel):
@@ -36,7 +67,7 @@ class Policy:
     name: ClassVar[str] = "base"
     summary: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
-    mode: Literal["pull", "batch"] = "pull"
+    mode: PolicyMode = PolicyMode.PULL
     batch_interval: float = 1.0
     on_demand: bool = False
     """Batch mode: also solve as soon as a task arrives or a reviewer frees up."""

@@ -13,7 +13,7 @@ variance, epsilon, clip from the JSON statistics next to the model file) and ans
   MaskablePPO does; a plain PPO model therefore never needs the FIFO fallback here);
 * batch models (``env: batch``): every ``interval`` minutes the network's weights re-tilt
   the same min-cost-flow assignment the batch environment uses
-  (:class:`dispatch.observation.WeightedAssigner`), on demand in between if the model was
+  (:class:`dispatch.policies.weighted.WeightedAssigner`), on demand in between if the model was
   trained that way.
 
 With ``deterministic: false`` actions are sampled from the policy's distribution using the
@@ -38,95 +38,17 @@ from pydantic import BaseModel, ConfigDict
 from dispatch.artifacts import load_model, locate
 from dispatch.errors import ConfigError
 from dispatch.model import Reviewer
-from dispatch.observation import ObservationBuilder, WeightedAssigner, layout_digest
+from dispatch.observation import ObservationBuilder, layout_digest
 from dispatch.policies.base import Policy
 from dispatch.policies.registry import register
+from dispatch.policies.weighted import (
+    FlowAssigner,
+    WeightedAssigner,
+    assigner_timing,
+    make_assigner,
+)
 
-__all__ = [
-    "ASSIGNERS",
-    "FlowAssigner",
-    "LearnedPolicy",
-    "assigner_timing",
-    "load_bundle",
-    "make_assigner",
-]
-
-ASSIGNERS = ("weighted", "flow")
-"""Batch assigners the agent's per-bucket weights can tilt (env kwarg ``assigner``)."""
-
-
-class FlowAssigner:
-    """The ``flow`` policy's assignment with the agent's weights as per-bucket bonuses.
-
-    Each epoch is solved exactly as :class:`~dispatch.policies.solver_policies.FlowPolicy`
-    with parameters ``params`` does it (value model of :mod:`dispatch.policies.batch_value`,
-    bucketed min-cost flow, oldest-first realisation), except that the value of every
-    eligible (row, column) gets ``scale x w[bucket]`` added: with all weights 0 the
-    decisions are the ``flow`` policy's. Additive rather than multiplicative because most
-    values are negative (the expected wrong-decision cost dominates routine work), so a
-    multiplier would invert the meaning of a weight; ``scale`` is in objective units (1 = one
-    SLA breach), and the typical spread of values within a row is of that order.
-
-    The simulation's epochs follow the flow parameters (``interval``, default 1 minute, and
-    ``on_demand``), independently of how often the weights change.
-    """
-
-    def __init__(self, sim, params: dict[str, Any] | None = None, scale: float = 1.0):
-        from dispatch.policies.solver_policies import FlowPolicy
-
-        if not (scale > 0 and math.isfinite(scale)):
-            raise ConfigError(f"must be a positive number, got {scale}", field="weight_scale")
-        bonus = np.zeros(len(sim.buckets))
-        self._bonus = bonus
-        self.scale = float(scale)
-
-        class _TiltedFlow(FlowPolicy):  # not registered: only used here
-            def build(self, reviewers, now):
-                ep = super().build(reviewers, now)
-                if ep.value.size and bonus.any():
-                    ep.value = np.where(ep.eligible, ep.value + bonus[ep.col_bucket], 0.0)
-                return ep
-
-        self.policy = _TiltedFlow(**(params or {}))
-        self.policy.bind(sim, sim.streams.policy)
-        self.greedy_calls = 0
-
-    @property
-    def solver_calls(self) -> int:
-        return int(self.policy.stats.get("solver_calls", 0))
-
-    def set_weights(self, weights: np.ndarray) -> None:
-        w = np.clip(np.asarray(weights, dtype=np.float64).reshape(self._bonus.shape), -1.0, 1.0)
-        self._bonus[:] = self.scale * w
-
-    def assign(self, reviewers: list[Reviewer], now: float) -> list[tuple[Reviewer, int]]:
-        return self.policy.assign(reviewers, now)
-
-
-def assigner_timing(
-    kind: str, params: dict[str, Any] | None, interval: float, on_demand: bool
-) -> tuple[float, bool]:
-    """(simulation epoch interval, on_demand) of a batch assigner: the agent's own for
-    ``weighted``, the flow policy's parameters for ``flow``."""
-    if kind == "weighted":
-        return float(interval), bool(on_demand)
-    if kind == "flow":
-        from dispatch.policies.solver_policies import FlowPolicy
-
-        p = FlowPolicy.Params(**(params or {}))
-        return float(p.interval), bool(p.on_demand)
-    raise ConfigError(f"must be one of {ASSIGNERS}, got {kind!r}", field="assigner")
-
-
-def make_assigner(
-    sim, kind: str = "weighted", params: dict[str, Any] | None = None, scale: float = 1.0
-):
-    """The batch assigner ``kind`` for ``sim`` (``set_weights`` / ``assign``)."""
-    if kind == "weighted":
-        return WeightedAssigner(sim)
-    if kind == "flow":
-        return FlowAssigner(sim, params, scale)
-    raise ConfigError(f"must be one of {ASSIGNERS}, got {kind!r}", field="assigner")
+__all__ = ["LearnedPolicy", "load_bundle"]
 
 
 class LearnedParams(BaseModel):
@@ -238,7 +160,7 @@ class LearnedPolicy(Policy):
                 "model was trained on (same buckets, other parameters; horizon aside)",
                 stacklevel=2,
             )
-        self.builder = ObservationBuilder(sim, b.mode)
+        self.builder = ObservationBuilder(sim.layout, b.mode).bind(sim)
         if self.builder.size != b.n_obs:
             raise ConfigError(
                 f"the model expects {b.n_obs} observations, the scenario gives "
@@ -305,24 +227,15 @@ class LearnedPolicy(Policy):
         return np.clip(mean, -1.0, 1.0)
 
     def _schedule_update(self, t: float) -> None:
-        """New weights at minute ``t``, before any other event of that instant (URGENT):
-        the state the environment observes at its epoch (all events before ``t`` done)."""
-        from heapq import heappush
+        """New weights at minute ``t``, before any other event of that instant (``first``):
+        the state the environment observes at its epoch (all events before ``t`` done).
+        Absolute time (as the environment's epochs), not now + (t - now): no rounding."""
+        self.sim.schedule(t, self._on_update, first=True)
 
-        from simpy.events import URGENT, Event
-
-        env = self.sim.env
-        ev = Event(env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(self._on_update)
-        # Absolute time (as the environment's epochs), not now + (t - now): no rounding.
-        heappush(env._queue, (t, URGENT, next(env._eid), ev))
-
-    def _on_update(self, _ev) -> None:
+    def _on_update(self, _value) -> None:
         sim = self.sim
         self.assigner.set_weights(self.weights())
-        nxt = sim.env.now + self.update_interval
+        nxt = sim.now + self.update_interval
         if nxt < sim.horizon:
             self._schedule_update(nxt)
 

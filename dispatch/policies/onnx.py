@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from dispatch.deploy import DeployedDispatcher, DeploymentError
-from dispatch.policies.base import Policy
+from dispatch.policies.base import Policy, PolicyMode
 from dispatch.policies.registry import register
 
 if TYPE_CHECKING:
@@ -24,22 +24,6 @@ if TYPE_CHECKING:
     from dispatch.simulator import Simulation
 
 __all__ = ["DeployedParams", "DeployedPolicy"]
-
-
-def _schedule_urgent(sim: Simulation, t: float, fn) -> None:
-    """Call ``fn(event)`` at absolute minute ``t`` before any other event of that instant.
-
-    The one place this module touches engine internals (TODO(merge): the engine API's
-    ``Simulation.schedule``, branch struct-a).
-    """
-    from heapq import heappush
-
-    from simpy.events import URGENT
-
-    from dispatch.simulator import _Call
-
-    env = sim.env
-    heappush(env._queue, (t, URGENT, next(env._eid), _Call(fn, None)))
 
 
 class DeployedParams(BaseModel):
@@ -83,7 +67,7 @@ class DeployedPolicy(Policy):
             env = d.sidecar.get("environment") or {}
             batch = env.get("batch") or {}
             kw = env.get("kwargs") or {}
-            self.mode = "batch"
+            self.mode = PolicyMode.BATCH
             self.batch_interval = float(batch.get("interval", kw.get("interval", 5.0)))
             self.on_demand = bool(batch.get("on_demand", kw.get("on_demand", True)))
             # Batch assigner the weights tilt (envs.batch_dispatch ``assigner``); for
@@ -91,7 +75,7 @@ class DeployedPolicy(Policy):
             self._kind = kw.get("assigner", "weighted")
             self._update_interval = self.batch_interval
             if self._kind != "weighted":
-                from dispatch.policies.learned import assigner_timing
+                from dispatch.policies.weighted import assigner_timing
 
                 self.batch_interval, self.on_demand = assigner_timing(
                     self._kind, kw.get("assigner_params"), self.batch_interval, self.on_demand
@@ -102,7 +86,7 @@ class DeployedPolicy(Policy):
         from dispatch.observation import ObservationBuilder
 
         d = self.dispatcher
-        builder = ObservationBuilder(sim, self.mode)
+        builder = ObservationBuilder(sim.layout, self.mode).bind(sim)
         buckets = [b.name for b in sim.buckets]
         if buckets != d.action_names or builder.names() != d.observation_names:
             scen = d.sidecar.get("scenario") or {}
@@ -124,8 +108,8 @@ class DeployedPolicy(Policy):
                 stacklevel=2,
             )
         self._builder = builder
-        if self.mode == "batch":
-            from dispatch.policies.learned import make_assigner
+        if self.mode == PolicyMode.BATCH:
+            from dispatch.policies.weighted import make_assigner
 
             kw = (self.dispatcher.sidecar.get("environment") or {}).get("kwargs") or {}
             self._assigner = make_assigner(
@@ -144,11 +128,13 @@ class DeployedPolicy(Policy):
 
     # batch --------------------------------------------------------------------------------------
     def _schedule_epoch(self, t: float) -> None:
-        _schedule_urgent(self.sim, t, self._on_epoch)
+        """New weights at minute ``t``, before any other event of that instant (``first``),
+        as the environment observes before it advances."""
+        self.sim.schedule(t, self._on_epoch, first=True)
 
-    def _on_epoch(self, ev) -> None:
+    def _on_epoch(self, _value) -> None:
         sim = self.sim
-        now = sim.env.now
+        now = sim.now
         w = np.asarray(self.dispatcher.decide(self._builder.batch()), dtype=np.float64)
         if not np.all(np.isfinite(w)):  # pragma: no cover - the graph clips
             w = np.nan_to_num(w, nan=0.0, posinf=1.0, neginf=-1.0)

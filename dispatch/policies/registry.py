@@ -21,6 +21,16 @@ def register(cls: type[Policy]) -> type[Policy]:
     return cls
 
 
+# Modules whose import registers the built-in policies. ``dispatch.deploy`` holds the
+# ``onnx`` policy until it moves to ``dispatch.policies.onnx`` (branch struct-b).
+BUILTIN_MODULES = (
+    "dispatch.policies.rules",
+    "dispatch.policies.batch",
+    "dispatch.policies.learned",
+    "dispatch.policies.onnx",
+)
+
+
 def _load_builtin() -> None:
     global _LOADED
     if _LOADED:
@@ -28,17 +38,8 @@ def _load_builtin() -> None:
     _LOADED = True
     import importlib
 
-    for mod in (
-        "dispatch.policies.rules",
-        "dispatch.policies.solver_policies",
-        "dispatch.policies.learned",
-        "dispatch.policies.onnx",
-    ):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:  # pragma: no cover - optional modules
-            if exc.name != mod:
-                raise
+    for mod in BUILTIN_MODULES:
+        importlib.import_module(mod)
 
 
 def policy_classes() -> dict[str, type[Policy]]:
@@ -56,7 +57,7 @@ def make_policy(name: str, **params: Any) -> Policy:
             field="policy",
         )
     try:
-        return classes[name](**params)
+        return classes[name](**_nest_dotted(params))
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
@@ -64,20 +65,52 @@ def make_policy(name: str, **params: Any) -> Policy:
         raise ConfigError(f"{msg}", field=f"policy {name}: {loc}") from None
 
 
+def _nest_dotted(params: dict[str, Any]) -> dict[str, Any]:
+    """``{"value.deferral": 20}`` (``-p value.deferral=20``) -> ``{"value": {"deferral": 20}}``."""
+    out: dict[str, Any] = {}
+    for key, v in params.items():
+        *path, last = key.split(".")
+        node = out
+        for part in path:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = dict(child) if isinstance(child, dict) else {}
+            node = child
+        if isinstance(node.get(last), dict) and isinstance(v, dict):
+            node[last] = {**node[last], **v}
+        else:
+            node[last] = v
+    return out
+
+
 def list_policies() -> list[tuple[str, str, dict[str, str]]]:
-    """(name, summary, {param: description with default}) for every policy."""
+    """(name, summary, {param: description with default}) for every policy.
+
+    Parameter groups (``value``, ``aggregation``, ... of the batch optimisers) are listed
+    key by key as ``group.key``, the form ``-p`` and experiment files take.
+    """
     out = []
     for name, cls in sorted(policy_classes().items()):
-        params = {}
-        for pname, f in cls.Params.model_fields.items():
-            if f.is_required():
-                default = "required"
-            else:
-                value = f.get_default(call_default_factory=True)
-                if isinstance(value, BaseModel):
-                    value = value.model_dump()
-                default = f"default {value!r}"
-            desc = " ".join((f.description or "").split())
-            params[pname] = f"{desc} ({default})".strip()
-        out.append((name, cls.summary, params))
+        out.append((name, cls.summary, _describe_fields(cls.Params)))
     return out
+
+
+def _describe_fields(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
+    from dispatch.policies.batch.params import ParamGroup
+
+    params: dict[str, str] = {}
+    for pname, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, ParamGroup):
+            params.update(_describe_fields(ann, f"{prefix}{pname}."))
+            continue
+        if f.is_required():
+            default = "required"
+        else:
+            value = f.get_default(call_default_factory=True)
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            default = f"default {value!r}"
+        desc = " ".join((f.description or "").split())
+        params[f"{prefix}{pname}"] = f"{desc} ({default})".strip()
+    return params

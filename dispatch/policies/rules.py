@@ -13,12 +13,18 @@ or when the backlog they would serve elsewhere exceeds ``backlog_threshold``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from dispatch.errors import ConfigError
 from dispatch.model import Reviewer
 from dispatch.policies.base import Policy
 from dispatch.policies.registry import register
+
+if TYPE_CHECKING:
+    from dispatch.layout import Layout
 
 _CFG = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
@@ -35,6 +41,27 @@ class Reservation(BaseModel):
     """Idle reviewers per group to keep for the protected classes."""
     backlog_threshold: int = Field(default=50, ge=0)
     """Unprotected work waiting (tasks in this reviewer's other buckets) that lifts the hold."""
+
+    def resolve(self, layout: Layout) -> tuple[set[int], set[int]]:
+        """(protected class indices, held group indices) in ``layout``.
+
+        Held groups default to every group eligible for a protected class. Unknown names
+        raise :class:`ConfigError`.
+        """
+        names = list(layout.class_names)
+        unknown = set(self.classes) - set(names)
+        if unknown:
+            raise ConfigError(f"unknown classes {sorted(unknown)}", field="reserve.classes")
+        classes = {names.index(c) for c in self.classes}
+        if self.groups is None:
+            protected = np.isin(layout.b_cls, sorted(classes))
+            groups = {g.index for g in layout.groups if (g.eligible_mask & protected).any()}
+            return classes, groups
+        gnames = [g.name for g in layout.groups]
+        bad = set(self.groups) - set(gnames)
+        if bad:
+            raise ConfigError(f"unknown groups {sorted(bad)}", field="reserve.groups")
+        return classes, {gnames.index(g) for g in self.groups}
 
 
 class RuleParams(BaseModel):
@@ -58,23 +85,7 @@ class Rule(Policy):
         self._res_groups: set[int] = set()
         self._res_classes: set[int] = set()
         if res is not None:
-            names = sim.class_names
-            unknown = set(res.classes) - set(names)
-            if unknown:
-                raise ConfigError(f"unknown classes {sorted(unknown)}", field="reserve.classes")
-            self._res_classes = {names.index(c) for c in res.classes}
-            gnames = [g.name for g in sim.groups]
-            if res.groups is not None:
-                bad = set(res.groups) - set(gnames)
-                if bad:
-                    raise ConfigError(f"unknown groups {sorted(bad)}", field="reserve.groups")
-                self._res_groups = {gnames.index(g) for g in res.groups}
-            else:
-                self._res_groups = {
-                    g.index
-                    for g in sim.groups
-                    if any(sim.buckets[b].cls in self._res_classes for b in g.eligible)
-                }
+            self._res_classes, self._res_groups = res.resolve(sim.layout)
 
     def select(self, reviewer: Reviewer, candidates: list[int], now: float) -> int | None:
         if self._res_groups and reviewer.group.index in self._res_groups:
@@ -96,7 +107,7 @@ class Rule(Policy):
         """Held reviewers may take only protected work unless the hold is lifted."""
         buckets = self.sim.buckets
         res = self.params.reserve
-        others_idle = len(reviewer.group.idle)
+        others_idle = self.sim.free_count(reviewer.group)
         if others_idle >= res.k:
             return candidates
         protected = [b for b in candidates if buckets[b].cls in self._res_classes]

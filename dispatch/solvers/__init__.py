@@ -15,9 +15,10 @@ count matrix, so the solvers can be tested and benchmarked in isolation.
 from .cpsat import SideConstraints, max_assignable, solve_cpsat
 from .exact import assignment_objective, expand_buckets, solve_linear_assignment
 from .flow import arc_gains, solve_min_cost_flow, solve_transport
-from .problem import AssignmentProblem, AssignmentResult, aggregate_rows, big_m
+from .problem import SCALE, AssignmentProblem, AssignmentResult, aggregate_rows, big_m
 
 __all__ = [
+    "SCALE",
     "AssignmentProblem",
     "AssignmentResult",
     "SideConstraints",

@@ -16,12 +16,12 @@ CP-SAT handles these as plain linear constraints over integer count variables
 quickly because the LP relaxation is tight.
 
 Integer scaling: CP-SAT needs integer objective coefficients, so the objective
-is ``sum(round(value * scale) * x)`` with ``scale=1e3`` by default. Rounding can
+is ``sum(round(value * scale) * x)`` with ``scale=SCALE`` (1e3) by default. Rounding can
 turn values that differ by less than ``0.5 / scale`` into ties (or order them
 differently), so the chosen solution can differ from the float optimum by up to
 about ``n_assigned / scale``; the reported ``objective`` is always recomputed
-from the original float values. Use the same ``scale`` as the flow solver when
-you need the two to agree on tie-breaking.
+from the original float values. The flow and assignment solvers default to the same
+``SCALE``, so the solvers agree on rounding and tie-breaking.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.graph.python import max_flow
 
-from .problem import AssignmentProblem, AssignmentResult, big_m
+from .problem import SCALE, AssignmentProblem, AssignmentResult, big_m
 
 __all__ = ["SideConstraints", "max_assignable", "solve_cpsat"]
 
@@ -216,7 +216,7 @@ def solve_cpsat(
     time_limit_s: float = 1.0,
     deterministic: bool = True,
     seed: int = 0,
-    scale: float = 1e3,
+    scale: float = SCALE,
 ) -> AssignmentResult:
     """Optimal bucketed assignment under :class:`SideConstraints` with CP-SAT.
 
@@ -263,30 +263,8 @@ def solve_cpsat(
     n_rows, n_buckets = problem.value.shape
     cons = (constraints or SideConstraints()).validated(n_rows, n_buckets)
     floors = cons.floors(n_rows)
-
-    scaled = np.rint(problem.value * scale)
-    if scaled.size and np.abs(scaled).max() > 2**53:
-        raise ValueError("value * scale exceeds 2**53; use a smaller scale")
-    scaled = scaled.astype(np.int64)
-    eligible = problem.eligible
-    if problem.assign_all:
-        modelled = eligible.copy()
-        vmax = int(np.abs(scaled[eligible]).max()) if eligible.any() else 0
-        m = big_m(vmax, int(min(problem.supply.sum(), problem.capacity.sum())))
-        coef = scaled + m
-    else:
-        m = 0
-        in_floor = np.zeros_like(eligible)
-        for rm, bm, _ in floors:
-            in_floor |= np.outer(rm, bm)
-        modelled = eligible & ((scaled > 0) | in_floor)
-        coef = np.where(scaled > 0, scaled, np.minimum(scaled, -1))
-
-    ub = np.minimum(problem.supply[:, None], problem.capacity[None, :])
-    if cons.severe_bucket is not None:
-        ub = np.where(
-            cons.severe_bucket[None, :], np.minimum(ub, cons.severe_remaining[:, None]), ub
-        )
+    coef, modelled, m = _objective(problem, floors, scale)
+    ub = _arc_bounds(problem, cons)
     modelled &= ub > 0
     rows, cols = np.nonzero(modelled)
 
@@ -296,6 +274,70 @@ def solve_cpsat(
 
     model = cp_model.CpModel()
     xs = [model.new_int_var(0, int(u), "") for u in ub[rows, cols]]
+    n_capped = _add_constraints(cp_model, model, xs, rows, cols, ub, problem, cons, floors)
+    model.maximize(cp_model.LinearExpr.weighted_sum(xs, coef[rows, cols].tolist()))
+    solver = _solver(cp_model, seed, time_limit_s, deterministic)
+    status = solver.solve(model)
+    status_name = solver.status_name(status)
+
+    counts = np.zeros((n_rows, n_buckets), dtype=np.int64)
+    best_bound = float("nan")
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if xs:
+            sol = np.asarray(solver.response_proto.solution, dtype=np.int64)
+            counts[rows, cols] = sol[: len(xs)]
+        problem.check_counts(counts)
+        best_bound = float(solver.best_objective_bound)
+    return AssignmentResult(
+        counts=counts,
+        objective=problem.objective(counts),
+        status=status_name,
+        solve_ms=(time.perf_counter() - t0) * 1e3,
+        extra={
+            "n_vars": float(len(xs)),
+            "big_m": float(m),
+            "n_floors_capped": float(n_capped),
+            "best_bound": best_bound,
+        },
+    )
+
+
+def _objective(
+    problem: AssignmentProblem, floors: list, scale: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(objective coefficients, modelled arcs, big M) -- see :func:`solve_cpsat`."""
+    scaled = np.rint(problem.value * scale)
+    if scaled.size and np.abs(scaled).max() > 2**53:
+        raise ValueError("value * scale exceeds 2**53; use a smaller scale")
+    scaled = scaled.astype(np.int64)
+    eligible = problem.eligible
+    if problem.assign_all:
+        modelled = eligible.copy()
+        vmax = int(np.abs(scaled[eligible]).max()) if eligible.any() else 0
+        m = big_m(vmax, int(min(problem.supply.sum(), problem.capacity.sum())))
+        return scaled + m, modelled, m
+    in_floor = np.zeros_like(eligible)
+    for rm, bm, _ in floors:
+        in_floor |= np.outer(rm, bm)
+    modelled = eligible & ((scaled > 0) | in_floor)
+    return np.where(scaled > 0, scaled, np.minimum(scaled, -1)), modelled, 0
+
+
+def _arc_bounds(problem: AssignmentProblem, cons: SideConstraints) -> np.ndarray:
+    """Upper bound of every arc: supply, capacity and (severe buckets) severe allowance."""
+    ub = np.minimum(problem.supply[:, None], problem.capacity[None, :])
+    if cons.severe_bucket is not None:
+        ub = np.where(
+            cons.severe_bucket[None, :], np.minimum(ub, cons.severe_remaining[:, None]), ub
+        )
+    return ub
+
+
+def _add_constraints(
+    cp_model, model, xs, rows, cols, ub, problem: AssignmentProblem, cons, floors
+) -> int:
+    """Supply, capacity and side constraints over the arc variables ``xs``; returns how
+    many floors were capped at what is reachable."""
 
     def add_sum(arc_sel: np.ndarray, lo: int | None, hi: int | None) -> None:
         """Add ``lo <= sum(x over selected arcs) <= hi`` (skipping empty sums)."""
@@ -331,9 +373,10 @@ def solve_cpsat(
         target = min(n, reach)
         n_capped += int(target < n)
         add_sum(rm[rows] & bm[cols], target, None)
+    return n_capped
 
-    model.maximize(cp_model.LinearExpr.weighted_sum(xs, coef[rows, cols].tolist()))
 
+def _solver(cp_model, seed: int, time_limit_s: float, deterministic: bool):
     solver = cp_model.CpSolver()
     params = solver.parameters
     params.random_seed = int(seed)
@@ -349,26 +392,4 @@ def solve_cpsat(
         params.max_time_in_seconds = 4.0 * float(time_limit_s) + 1.0
     else:
         params.max_time_in_seconds = float(time_limit_s)
-    status = solver.solve(model)
-    status_name = solver.status_name(status)
-
-    counts = np.zeros((n_rows, n_buckets), dtype=np.int64)
-    best_bound = float("nan")
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        if xs:
-            sol = np.asarray(solver.response_proto.solution, dtype=np.int64)
-            counts[rows, cols] = sol[: len(xs)]
-        problem.check_counts(counts)
-        best_bound = float(solver.best_objective_bound)
-    return AssignmentResult(
-        counts=counts,
-        objective=problem.objective(counts),
-        status=status_name,
-        solve_ms=(time.perf_counter() - t0) * 1e3,
-        extra={
-            "n_vars": float(len(xs)),
-            "big_m": float(m),
-            "n_floors_capped": float(n_capped),
-            "best_bound": best_bound,
-        },
-    )
+    return solver

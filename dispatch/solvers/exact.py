@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .flow import solve_transport
-from .problem import AssignmentProblem, big_m
+from .problem import SCALE, AssignmentProblem, big_m
 
 __all__ = ["assignment_objective", "expand_buckets", "solve_linear_assignment"]
 
@@ -29,7 +29,7 @@ def solve_linear_assignment(
     eligible: np.ndarray,
     *,
     assign_all: bool = False,
-    scale: float = 1e4,
+    scale: float = SCALE,
 ) -> np.ndarray:
     """Optimal one-to-one reviewer -> task assignment.
 

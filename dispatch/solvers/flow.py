@@ -20,8 +20,9 @@ instance is always balanced and feasible; reviewers that are not worth assigning
 route through the bypass at zero cost.
 
 Integer scaling: OR-Tools flows need integer costs, so a float value ``v`` becomes
-``gain = round(v * scale)``. With the default ``scale=1e4`` values are resolved to
-1e-4; two solutions whose true values differ by less than about
+``gain = round(v * scale)``. With the default ``scale=SCALE`` (1e3, shared with
+CP-SAT and the assignment: :data:`dispatch.solvers.problem.SCALE`) values are resolved
+to 1e-3; two solutions whose true values differ by less than about
 ``n_assigned * 0.5 / scale`` may be ranked in the wrong order, and values below
 ``0.5 / scale`` round to zero and are treated as "not worth doing". The reported
 ``objective`` is always recomputed from the original float values.
@@ -34,7 +35,7 @@ import time
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-from .problem import AssignmentProblem, AssignmentResult, big_m
+from .problem import SCALE, AssignmentProblem, AssignmentResult, big_m
 
 __all__ = ["arc_gains", "solve_min_cost_flow", "solve_transport"]
 
@@ -156,7 +157,7 @@ def solve_transport(
     return flow, name
 
 
-def solve_min_cost_flow(problem: AssignmentProblem, scale: float = 1e4) -> AssignmentResult:
+def solve_min_cost_flow(problem: AssignmentProblem, scale: float = SCALE) -> AssignmentResult:
     """Optimal bucketed assignment for one epoch via min-cost flow.
 
     Maximises ``sum(value * counts)`` over usable arcs (positive-value eligible

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["AssignmentProblem", "AssignmentResult", "aggregate_rows", "big_m"]
+__all__ = ["SCALE", "AssignmentProblem", "AssignmentResult", "aggregate_rows", "big_m"]
+
+SCALE = 1000.0
+"""Default integer resolution of every solver: a value ``v`` (in objective units, 1 = one
+SLA breach) becomes the integer ``round(v * SCALE)``, i.e. values are resolved to a
+thousandth of an objective unit. The min-cost flow, the assignment and CP-SAT share it, so
+one problem gives one integer objective whichever solver runs it; the batch policies pass
+their ``solver.scale`` parameter, whose default is this constant."""
 
 
 def _as_int_vector(name: str, arr: object, length: int, length_name: str) -> np.ndarray:
