@@ -31,6 +31,7 @@ def _load_builtin() -> None:
     for mod in (
         "dispatch.policies.rules",
         "dispatch.policies.solver_policies",
+        "dispatch.policies.optimal",
         "dispatch.policies.learned",
         "dispatch.deploy",
     ):
