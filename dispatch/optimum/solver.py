@@ -101,9 +101,16 @@ class Evaluator:
 
     @staticmethod
     def _direct(A11, rhs):
+        from scipy.sparse import identity
         from scipy.sparse.linalg import splu
 
-        lu = splu(A11.tocsc())
+        try:
+            lu = splu(A11.tocsc())
+        except RuntimeError:
+            # The policy idles forever somewhere (a closed class away from the empty state,
+            # e.g. full queues and idle reviewers): a vanishing leak makes that class' values
+            # huge, so the next improvement step leaves it.
+            lu = splu((A11 + 1e-9 * identity(A11.shape[0])).tocsc())
         return lu.solve(rhs[:, 0]), lu.solve(rhs[:, 1])
 
     def _amg(self, A11, rhs):
