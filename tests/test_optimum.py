@@ -327,3 +327,33 @@ def test_every_state_has_an_allowed_decision():
             assert np.isfinite(V).all()
             ids = set(itertools.chain.from_iterable((a.id for a in acts) for acts in space.actions))
             assert ids == set(range(len(space.action_table)))
+
+
+def test_abandonment_and_reviewer_groups_match_erlang_a():
+    """M/M/3+M as one queue and a group of three: the optimum is Erlang A's mean in system."""
+    from dispatch.theory import erlang_a
+
+    data = single_server([(2.5, 1.0, 2.0)], count=3)
+    data["classes"][0]["patience"] = {"kind": "exponential", "mean": 4.0}
+    res = solve_optimum(scenario_from_dict(data), buffer=20, rtol=1e-7, max_states=20_000)
+    assert res.converged
+    want = 2.0 * erlang_a(3, 2.5, 1.0, 0.25)["mean_in_system"]
+    assert res.value == pytest.approx(want, rel=1e-6)
+
+
+def test_cli_writes_the_study_both_tables_and_the_figure(tmp_path):
+    import json
+
+    path = tmp_path / "two.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(single_server([(0.3, 1.0, 1.0), (0.2, 1.0, 3.0)])))
+    res = CliRunner().invoke(app, ["optimum", str(path), "--both", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "converged" in res.stdout and "work-conserving optimum" in res.stdout
+    for f in ("study.json", "study.csv", "study.png", "policy.npz", "policy_wc.npz"):
+        assert (tmp_path / "o" / f).exists(), f
+    study = json.loads((tmp_path / "o" / "study.json").read_text())
+    assert set(study) == {"any", "work_conserving"}
+    back = OptimumResult.load(tmp_path / "o" / "policy_wc.npz")
+    assert back.work_conserving and back.value == pytest.approx(study["work_conserving"]["value"])

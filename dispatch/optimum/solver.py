@@ -76,7 +76,7 @@ class Evaluator:
         self.space = space
         self.P = space.matrix()
         if method == "auto":
-            method = "direct" if space.Q <= 2 or space.n_states <= 60_000 else "amg"
+            method = "direct" if space.Q <= 2 or space.n_states <= 30_000 else "amg"
         self.method = method
         self._uv: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -129,7 +129,7 @@ class Evaluator:
         out = []
         for j in range(2):
             x0 = self._uv[j] if self._uv is not None else None
-            x, _ = gmres(A11, rhs[:, j], x0=x0, M=M, rtol=1e-11, restart=40, maxiter=25)
+            x, _ = gmres(A11, rhs[:, j], x0=x0, M=M, rtol=1e-9, restart=40, maxiter=25)
             out.append(x)
         return out[0], out[1]
 
