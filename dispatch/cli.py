@@ -277,7 +277,8 @@ def optimum(
         int, typer.Option(help="Largest truncated state space to solve.")
     ] = 3_000_000,
     time_limit: Annotated[
-        float, typer.Option(help="CPU seconds after which the study stops growing.")
+        float,
+        typer.Option(help="CPU seconds: stop growing when the next solve would not end in time."),
     ] = 600.0,
     out: Annotated[
         Path | None,

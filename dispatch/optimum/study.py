@@ -3,8 +3,8 @@
 Queues are truncated at a buffer (arrivals to a full queue are lost), which lowers the cost;
 the study grows every buffer by ``growth`` (50% by default), warm-starting each solve from
 the previous relative values continued linearly, until the value changes by less than
-``rtol`` (0.1%), or the next space would exceed ``max_states``, or ``time_limit`` CPU
-seconds are spent. The last solve's value, bounds and policy are the result.
+``rtol`` (0.1%), or the next space would exceed ``max_states``, or the next solve is not
+expected to end within ``time_limit`` CPU seconds of the start. The last solve's value, bounds and policy are the result.
 """
 
 from __future__ import annotations
@@ -81,9 +81,12 @@ def truncation_study(
         if change < rtol:
             converged = True
             break
-        if time.process_time() - t0 >= time_limit:
-            break
         b = int(math.ceil(b * growth))
+        # Stop when the next solve would not finish in time (cost grows ~ states^1.2).
+        ratio = math.prod((b + 1) / d for d in space.dims)
+        expected = sol.seconds * ratio**1.2
+        if time.process_time() - t0 + expected > time_limit:
+            break
     assert prev is not None and space is not None
     return rows, prev, space, converged
 
