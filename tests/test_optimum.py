@@ -304,8 +304,9 @@ def test_cmu_scenario_optimum_is_the_cmu_order_cost():
     h = [k.holding_cost for k in c]
     waiting = priority_order_cost(cmu_order(h, mean), lam, mean, [2 * m**2 for m in mean], h)
     in_service = sum(hk * lk * mk for hk, lk, mk in zip(h, lam, mean, strict=True))
-    res = solve_optimum(scen, buffer=10, rtol=1e-4, max_states=3_000_000)
-    assert res.value == pytest.approx(waiting + in_service, rel=5e-4)
+    res = solve_optimum(scen, buffer=8, rtol=1e-3, max_states=2_000_000, time_limit=3000)
+    assert res.converged
+    assert res.value == pytest.approx(waiting + in_service, rel=3e-3)
 
 
 def test_solving_at_bind_caches_per_network():
