@@ -53,9 +53,22 @@ class OptimumResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
     # -- lookup ----------------------------------------------------------------------------
+    @property
+    def trusted(self) -> tuple[int, ...]:
+        """Buffers up to which the table's decisions are used: the previous study step's.
+
+        Near a full buffer the truncated MDP may idle a reviewer on purpose (arrivals to a
+        full queue are lost, which is cheap): an artefact that, replayed on unbounded queues,
+        can leave work undone for ever. Beyond the previous step's buffers (where the study
+        saw the value settle) a state is therefore looked up clipped to them.
+        """
+        if len(self.study) >= 2:
+            return tuple(int(b) for b in self.study[-2]["buffers"])
+        return self.buffers
+
     def state_index(self, waiting: list[int], busy: list[list[int]]) -> tuple[int, ...]:
-        """Index into :attr:`policy` of a state (waiting counts are clipped at the buffer)."""
-        key = [min(w, b) for w, b in zip(waiting, self.buffers, strict=True)]
+        """Index into :attr:`policy` of a state (waiting counts clipped at :attr:`trusted`)."""
+        key = [min(w, b) for w, b in zip(waiting, self.trusted, strict=True)]
         s = self._server_index().get(tuple(tuple(g) for g in busy))
         if s is None:
             raise ValueError(f"server state {busy} is not in the table")

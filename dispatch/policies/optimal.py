@@ -15,7 +15,9 @@ or the simulator would miss a decision. That is always so for a work-conserving 
 idle reviewer there has no eligible work, before and after), and :func:`missed_decisions`
 checks it for any table at bind time (a warning names the count when it is not zero).
 
-Waiting counts beyond the table's buffer are clipped to it (the MDP's boundary decision).
+Waiting counts beyond the buffer of the study's previous step are clipped to it
+(:attr:`OptimumResult.trusted`): next to a full buffer the truncated MDP may idle on purpose,
+because arrivals to a full queue are lost, which would starve work on unbounded queues.
 Engine state is read in one place, :func:`engine_state`.
 """
 
