@@ -162,7 +162,8 @@ def _figure(table, path: Path) -> None:
         t = table[table.scenario == name].sort_values("holding_cost")
         ax.barh(t.policy, t.holding_cost, xerr=t.ci95, color="tab:blue", alpha=0.7)
         ax.axvline(t.optimum.iloc[0], color="k", ls="--", label="optimum")
-        ax.set_xlabel("holding cost per minute (95% CI)")
+        ax.set_xscale("log")  # unstable policies are orders of magnitude off
+        ax.set_xlabel("holding cost per minute (95% CI, log scale)")
         ax.set_title(name)
         ax.legend()
     fig.tight_layout()
