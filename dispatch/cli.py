@@ -369,6 +369,99 @@ def export(
     typer.echo(f"sidecar: {path.with_name(path.name + '.json')}")
 
 
+@app.command()
+@run_cli
+def optimum(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario YAML file (small exponential network).")
+    ],
+    work_conserving: Annotated[
+        bool,
+        typer.Option(
+            "--work-conserving",
+            help="Only decisions that never idle a reviewer with eligible work.",
+        ),
+    ] = False,
+    both: Annotated[
+        bool,
+        typer.Option("--both", help="Solve with and without --work-conserving and report both."),
+    ] = False,
+    buffer: Annotated[
+        int | None,
+        typer.Option(help="First buffer (waiting tasks per queue); default from the load."),
+    ] = None,
+    growth: Annotated[float, typer.Option(help="Buffer growth factor per study step.")] = 1.5,
+    tol: Annotated[
+        float, typer.Option(help="Stop when the value changes by less than this (relative).")
+    ] = 1e-3,
+    max_states: Annotated[
+        int, typer.Option(help="Largest truncated state space to solve.")
+    ] = 3_000_000,
+    time_limit: Annotated[
+        float,
+        typer.Option(help="CPU seconds: stop growing when the next solve would not end in time."),
+    ] = 600.0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for study.json/.csv, study.png and policy.npz (the table)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Scenario override, dotted path: classes.c1.arrivals.rate=1"),
+    ] = None,
+) -> None:
+    """Exact optimal long-run holding cost and policy of a small exponential network."""
+    from dispatch.optimum import solve_optimum, study_table, write_study
+    from dispatch.scenario import load_scenario
+
+    scen = load_scenario(scenario, _parse_pairs(set_, "--set"))
+    if tol <= 0:
+        raise ConfigError("must be > 0", field="--tol")
+    modes = [False, True] if both else [work_conserving]
+    results = []
+    for wc in modes:
+        label = "work-conserving" if wc else "idling allowed"
+        typer.echo(f"{scen.name}: optimum over {label} policies (truncation study)")
+
+        def show(row: dict) -> None:
+            change = (
+                "" if row["change"] != row["change"] else f", change {100 * row['change']:.4f}%"
+            )
+            typer.echo(
+                f"  buffer {row['buffers'][0]}: {row['states']:,} states, value "
+                f"{row['value']:.6f}{change} ({row['seconds']:.1f} s)"
+            )
+
+        res = solve_optimum(
+            scen,
+            work_conserving=wc,
+            buffer=buffer,
+            growth=growth,
+            rtol=tol,
+            max_states=max_states,
+            time_limit=time_limit,
+            progress=show,
+        )
+        results.append(res)
+        typer.echo(study_table(res.study))
+        verdict = (
+            "converged" if res.converged else "NOT converged (raise --time-limit/--max-states)"
+        )
+        typer.echo(
+            f"optimal holding cost per minute: {res.value:.6f} (bounds {res.lower:.6f} .. "
+            f"{res.upper:.6f} at buffer {res.buffers[0]}; {verdict}; {res.seconds:.1f} CPU s)\n"
+        )
+    if both:
+        a, b = results
+        typer.echo(
+            f"work-conserving optimum {b.value:.6f} vs idling allowed {a.value:.6f}: "
+            f"{100 * (b.value - a.value) / a.value:+.4f}%"
+        )
+    if out is not None:
+        write_study(results[0], out, results[1:])
+        typer.echo(f"study, figure and policy table: {out}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

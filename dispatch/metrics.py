@@ -28,12 +28,25 @@ false_enforcements         positive decisions on non-violating content (= fp)
 harm_exposure              severity x reach x minutes of violating content up, until
                            correct enforcement or end of life (items, by class of origin)
 violating_items            violating content items counted
+holding_cost               time-average over the measured window of holding_cost x tasks of
+                           the class waiting or in review (every task present counts, also
+                           those that arrived during the warm-up); each leg of a routed task
+                           counts as a task of its own class; overall: the sum over classes
 ========================= ===============================================================
 
 Overall only: ``utilisation`` (busy / on-duty reviewer time), ``reviewer_hours``,
 ``severe_per_reviewer_hour``, ``max_severe_in_hour`` (peak per reviewer rolling hour),
 ``littles_L`` (time-average tasks in system) and ``littles_lambda_W``, ``littles_gap``,
 ``objective`` (the weighted cost of :mod:`dispatch.objective`, lower is better).
+
+Per group (``per_group[name]``): ``reviewers``, ``busy_hours`` and ``duty_hours`` (in the
+measured window), ``utilisation`` (busy / duty), ``completed`` (of the tasks counted in
+``overall.completed``, those this group decided: the groups' figures sum to it).
+
+``holding_cost`` is exact: the per-class counts of tasks in the system are piecewise constant
+between events, and their areas are integrated at each arrival, completion and expiry, as
+``littles_L`` is (which counts only tasks that arrived after the warm-up). It is the long-run
+average cost that ``dispatch optimum`` minimises, so the two can be compared directly.
 """
 
 from __future__ import annotations
@@ -159,6 +172,13 @@ class Collector:
         self.samples["reviewers_on_duty"] = []
         self.completed_total = 0
         self.max_severe = 0
+        # Holding cost: tasks of each class in the system (waiting or in review, counted or
+        # not) and the area under that count since the warm-up, integrated at each event.
+        self.holding = [c.holding_cost for c in sim.scenario.classes]
+        self.n_cls = [0] * len(sim.class_names)
+        self.cls_area = [0.0] * len(sim.class_names)
+        self.cls_last = [sim.warmup] * len(sim.class_names)
+        self.group_completed = [0] * len(sim.groups)
 
     # -- events ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -190,7 +210,18 @@ class Collector:
             self.area += self.n_sys * (now - self.last_t)
             self.last_t = now
 
+    def _tick_class(self, ci: int, now: float) -> None:
+        """Add the area of class ``ci``'s count up to ``now`` (clipped to the window)."""
+        if now > self.cls_last[ci]:
+            self.cls_area[ci] += self.n_cls[ci] * (now - self.cls_last[ci])
+            self.cls_last[ci] = now
+
     def on_arrival(self, task: Task, now: float) -> None:
+        ci = task.cls
+        if now > self.cls_last[ci]:
+            self.cls_area[ci] += self.n_cls[ci] * (now - self.cls_last[ci])
+            self.cls_last[ci] = now
+        self.n_cls[ci] += 1
         if task.counted:
             self.cls[task.cls].arrivals += 1
             t = max(now, self.warmup)
@@ -214,11 +245,17 @@ class Collector:
 
     def on_complete(self, task: Task, r: Reviewer, positive: bool, now: float) -> None:
         self.completed_total += 1
+        ci = task.cls
+        if now > self.cls_last[ci]:
+            self.cls_area[ci] += self.n_cls[ci] * (now - self.cls_last[ci])
+            self.cls_last[ci] = now
+        self.n_cls[ci] -= 1
         if now > self.warmup:
             r.busy_time += now - (task.start if task.start > self.warmup else self.warmup)
         if task.counted:
             cs = self.cls[task.cls]
             cs.completed += 1
+            self.group_completed[r.group.index] += 1
             soj = now - task.arrival
             cs.sojourn.add(soj)
             cs.time_in_system += now - (task.arrival if task.arrival > self.warmup else self.warmup)
@@ -241,6 +278,8 @@ class Collector:
             self._record(task, now, "completed", positive)
 
     def on_expire(self, task: Task, now: float) -> None:
+        self._tick_class(task.cls, now)
+        self.n_cls[task.cls] -= 1
         if task.counted:
             cs = self.cls[task.cls]
             cs.abandoned += 1
@@ -280,6 +319,18 @@ class Collector:
 
     def on_duty_change(self, group, on: bool, now: float) -> None:
         pass
+
+    def holding_costs(self, now: float) -> list[float]:
+        """Holding cost of each class accrued from the warm-up to ``now``, per minute of the
+        measured window (at the horizon: the ``holding_cost`` metric of each class)."""
+        window = self.sim.horizon - self.warmup
+        out = []
+        for ci, h in enumerate(self.holding):
+            area = self.cls_area[ci]
+            if now > self.cls_last[ci]:
+                area += self.n_cls[ci] * (now - self.cls_last[ci])
+            out.append(h * area / window if window > 0 else math.nan)
+        return out
 
     def _record(self, task: Task, now: float, outcome: str, positive: bool | None) -> None:
         r = task.reviewer
@@ -334,7 +385,11 @@ class Collector:
             per_class[name] = self._class_metrics(
                 self.cls[ci], in_sys[ci], hours, sim.scenario.classes[ci].sla
             )
+        holding = self.holding_costs(now)
+        for ci, name in enumerate(sim.class_names):
+            per_class[name]["holding_cost"] = holding[ci]
         overall = self._overall(per_class, in_sys, trunc_time, hours, window)
+        overall["holding_cost"] = float(sum(holding))
         per_group = self._groups(now)
         util_num = sum(g["busy_hours"] for g in per_group.values())
         util_den = sum(g["duty_hours"] for g in per_group.values())
@@ -437,12 +492,11 @@ class Collector:
         out = {}
         for g in sim.groups:
             busy = 0.0
-            done = 0
             for r in g.members:
                 busy += r.busy_time
                 if r.busy and r.task is not None and now > self.warmup:
                     busy += now - max(r.task.start, self.warmup)
-                done += r.completed
+            done = self.group_completed[g.index]
             duty = duty_minutes(g.spec.shifts, self.warmup, sim.horizon, sim.horizon) * len(
                 g.members
             )

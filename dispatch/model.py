@@ -224,6 +224,12 @@ class Reviewer:
         task = self.task
         return None if task is None else task.cls
 
+    @property
+    def current_bucket(self) -> int | None:
+        """Bucket index of the task in review, or ``None`` when free."""
+        task = self.task
+        return None if task is None else task.bucket
+
     def severe_in_last_hour(self, now: float) -> int:
         st = self.severe_times
         while st and st[0] <= now - 60.0:

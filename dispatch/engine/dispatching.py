@@ -191,6 +191,11 @@ class Dispatching:
         if now + self.policy.batch_interval < self.horizon:
             self._at(self.policy.batch_interval, self._on_epoch_event)
 
+    @property
+    def epoch_pending(self) -> bool:
+        """An on-demand epoch is scheduled at this instant (it decides before time moves)."""
+        return self._epoch_pending
+
     def request_epoch(self) -> None:
         """Batch policies with ``on_demand``: solve again now (once per instant), in
         addition to the periodic epochs, when work or a reviewer has just become free."""

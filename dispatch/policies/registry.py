@@ -26,6 +26,7 @@ def register(cls: type[Policy]) -> type[Policy]:
 BUILTIN_MODULES = (
     "dispatch.policies.rules",
     "dispatch.policies.batch",
+    "dispatch.policies.optimal",
     "dispatch.policies.learned",
     "dispatch.policies.onnx",
 )

@@ -28,6 +28,8 @@ SCENARIOS: dict[str, dict[str, object]] = {
     "cmu_single_server": {"horizon": 2000.0, "warmup": 100.0},
     "ecommerce_day": {"horizon": 360.0},
     "moderation_backlog": {"horizon": 60.0},
+    "n_model": {"horizon": 1500.0, "warmup": 100.0},
+    "criss_cross": {"horizon": 1500.0, "warmup": 100.0},
 }
 POLICIES: dict[str, dict[str, object]] = {
     "fifo": {},
